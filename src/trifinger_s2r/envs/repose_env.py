@@ -1,0 +1,269 @@
+"""ReposeEnv: a physics backend + the reposing task, batched, auto-resetting; rsl_rl's `VecEnv`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from rsl_rl.env import VecEnv
+from tensordict import TensorDict
+
+from trifinger_s2r.robot import trifinger_pro as tp
+from trifinger_s2r.sim.backend import PhysicsBackend, PhysicsParams, SimState
+from trifinger_s2r.task import goals, observations as obs_fn
+from trifinger_s2r.task.camera import CameraPoseModel
+from trifinger_s2r.task.config import CameraConfig, TaskConfig
+from trifinger_s2r.task.geometry import keypoints, rotation_angle_between
+from trifinger_s2r.task.randomization import (
+    PARAMS_VECTOR_SIZE,
+    noisy_action,
+    params_vector,
+    sample_action_bias,
+    sample_physics_params,
+)
+from trifinger_s2r.task.rewards import compute_rewards
+from trifinger_s2r.timing import Timing
+
+BACKENDS = ("mujoco",)
+"""Physics backends by name: 'mujoco' (native MuJoCo, CPU)."""
+CUBE_DROP_HEIGHT_M = 0.0005
+"""A reset cube starts this far above its resting height, so it never starts in the table."""
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """A batch of reposing environments."""
+
+    num_envs: int = 512
+    backend: str = "mujoco"
+    """One of BACKENDS."""
+    collision: str = "primitive"
+    """Collision geometry of the fingers: 'primitive' (fitted capsules + tip hull) or 'mesh' (convex hulls)."""
+    num_threads: int = 0
+    """Simulation threads (0: all cores)."""
+    seed: int = 0
+    device: str = "cpu"
+    task: TaskConfig = field(default_factory=TaskConfig)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.num_envs, int) or self.num_envs <= 0:
+            raise ValueError(f"num_envs must be a positive integer, got {self.num_envs!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}; valid: {list(BACKENDS)}")
+
+
+def make_backend(cfg: EnvConfig, timing: Timing) -> PhysicsBackend:
+    if cfg.backend == "mujoco":
+        from trifinger_s2r.sim.mujoco_cpu import MujocoCpuBackend
+
+        return MujocoCpuBackend(cfg.num_envs, timing, cfg.collision, cfg.num_threads)
+    raise ValueError(f"unknown backend {cfg.backend!r}; valid: {list(BACKENDS)}")
+
+
+class ReposeEnv(VecEnv):
+    """Move the cube to a goal pose; observation groups 'policy' (actor) and 'critic' (privileged)."""
+
+    def __init__(self, cfg: EnvConfig | None = None, backend: PhysicsBackend | None = None) -> None:
+        self.cfg = cfg = cfg or EnvConfig()
+        self.task: TaskConfig = cfg.task
+        self.timing = Timing.from_mode(self.task.physics_mode)
+        self.device = torch.device(cfg.device)
+        self.num_envs = cfg.num_envs
+        self.num_actions = tp.NUM_JOINTS
+        self.max_episode_length = self.task.episode_length_steps
+        self.backend = backend or make_backend(cfg, self.timing)
+        self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        self.camera = CameraPoseModel(
+            self.num_envs,
+            self.task.randomization.camera if self.task.randomization.enabled else CameraConfig(enabled=False),
+            self.timing.policy_rate_hz,
+            self.timing.camera_rate_hz,
+            self.device,
+        )
+        self._init_buffers()
+        self.params = sample_physics_params(
+            self.num_envs, self.task, self.timing.physics_rate_hz, self.generator, self.device
+        )
+        self.reset()
+
+    # --- sizes -----------------------------------------------------------------------------------
+
+    @property
+    def num_actor_obs(self) -> int:
+        return obs_fn.ACTOR_OBS_SIZE[self.task.obs_type]
+
+    @property
+    def num_critic_obs(self) -> int:
+        return obs_fn.ACTOR_OBS_SIZE[self.task.obs_type] + obs_fn.PRIVILEGED_SIZE + PARAMS_VECTOR_SIZE
+
+    def _init_buffers(self) -> None:
+        n, d = self.num_envs, self.device
+        self.episode_length_buf = torch.zeros(n, dtype=torch.long, device=d)
+        self.last_action = torch.zeros(n, tp.NUM_JOINTS, device=d)
+        self.action_bias = torch.zeros(n, tp.NUM_JOINTS, device=d)
+        self.goal_pos_m = torch.zeros(n, 3, device=d)
+        self.goal_quat = torch.zeros(n, 4, device=d)
+        self.prev_tip_pos_m = torch.zeros(n, 3, 3, device=d)
+        self.prev_cube_pos_m = torch.zeros(n, 3, device=d)
+        self.episode_reward_sums: dict[str, torch.Tensor] = {}
+        self.total_env_steps = 0
+        self.nonfinite_resets = 0
+
+    # --- resets ----------------------------------------------------------------------------------
+
+    def _reset_envs(self, env_ids: torch.Tensor) -> None:
+        """New goal, cube pose, physical parameters and noise for the listed envs."""
+        n = len(env_ids)
+        if n == 0:
+            return
+        g, d, task = self.generator, self.device, self.task
+        new_params = sample_physics_params(n, task, self.timing.physics_rate_hz, g, d)
+        _assign_rows(self.params, env_ids, new_params)
+        self.backend.set_params(env_ids, new_params)
+        cube_pos, cube_quat = goals.sample_initial_pose(n, g, d)
+        cube_pos[:, 2] = new_params.cube_edge_m / 2 + CUBE_DROP_HEIGHT_M
+        home = torch.tensor(tp.per_finger(tp.HOME_POSE_RAD), device=d).expand(n, -1)
+        self.backend.reset(env_ids, home, cube_pos, cube_quat)
+        self.goal_pos_m[env_ids], self.goal_quat[env_ids] = goals.sample_goal(task.level, n, g, d)
+        self.action_bias[env_ids] = sample_action_bias(n, task.randomization, g, d)
+        self.last_action[env_ids] = 0.0
+        self.episode_length_buf[env_ids] = 0
+        for sums in self.episode_reward_sums.values():
+            sums[env_ids] = 0.0
+        self.camera.reset(env_ids, cube_pos, cube_quat, g)
+
+    def _start_history(self, env_ids: torch.Tensor, state: SimState) -> None:
+        """Reset-aware history: a new episode's 'previous step' is its first state."""
+        self.prev_tip_pos_m[env_ids] = state.fingertip_pos_m[env_ids]
+        self.prev_cube_pos_m[env_ids] = state.cube_pos_m[env_ids]
+
+    def reset(self) -> tuple[TensorDict, dict]:
+        """Reset every env (rsl_rl never calls this; the env auto-resets)."""
+        all_ids = torch.arange(self.num_envs, device=self.device)
+        self._reset_envs(all_ids)
+        self._state = self.backend.state()
+        self._start_history(all_ids, self._state)
+        self._obs = self._observe(self._state)
+        return self._obs, {}
+
+    # --- step ------------------------------------------------------------------------------------
+
+    def get_observations(self) -> TensorDict:
+        return self._obs
+
+    def step(self, actions: torch.Tensor) -> tuple[TensorDict, torch.Tensor, torch.Tensor, dict]:
+        if actions.shape != (self.num_envs, self.num_actions):
+            raise ValueError(f"actions must have shape {(self.num_envs, self.num_actions)}, got {tuple(actions.shape)}")
+        bad = ~torch.isfinite(actions).all(dim=1)
+        if bad.any():
+            raise ValueError(f"non-finite actions for envs {torch.nonzero(bad).flatten().tolist()[:10]}")
+        actions = actions.to(self.device)
+        self.last_action = noisy_action(actions, self.action_bias, self.task.randomization, self.generator)
+        self.backend.step(self.last_action * self.task.torque_limit_nm)
+        self.episode_length_buf += 1
+        self.total_env_steps += self.num_envs
+
+        state = self.backend.state()
+        nonfinite = self.backend.nonfinite_envs().to(self.device)
+        rewards, terms = self._rewards(state)
+        rewards = torch.where(nonfinite, torch.zeros_like(rewards), torch.nan_to_num(rewards))
+        self._accumulate(terms, nonfinite)
+        pos_err, rot_err, success = self._errors(state)
+        time_outs = self.episode_length_buf >= self.max_episode_length
+        dones = time_outs | nonfinite
+        log = self._episode_log(dones, time_outs, nonfinite, pos_err, rot_err, success)
+
+        done_ids = torch.nonzero(dones).flatten()
+        self._reset_envs(done_ids)
+        if done_ids.numel():
+            state = self.backend.state()
+        self._obs = self._observe(state)
+        self.prev_tip_pos_m = state.fingertip_pos_m.clone()
+        self.prev_cube_pos_m = state.cube_pos_m.clone()
+        self._state = state
+        return self._obs, rewards, dones, {"time_outs": time_outs, "log": log}
+
+    # --- task terms ------------------------------------------------------------------------------
+
+    def _goal_orientation(self, cube_quat: torch.Tensor) -> torch.Tensor:
+        """The goal orientation judged: position-only levels take the cube's own orientation."""
+        return self.goal_quat if goals.orientation_matters(self.task.level) else cube_quat
+
+    def _rewards(self, state: SimState) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        goal_quat = self._goal_orientation(state.cube_quat_xyzw)
+        return compute_rewards(
+            self.task.reward_type,
+            self.task.rewards,
+            self.timing.policy_dt_s,
+            self.total_env_steps,
+            tip_pos_m=state.fingertip_pos_m,
+            prev_tip_pos_m=self.prev_tip_pos_m,
+            cube_pos_m=state.cube_pos_m,
+            prev_cube_pos_m=self.prev_cube_pos_m,
+            cube_quat=state.cube_quat_xyzw,
+            goal_pos_m=self.goal_pos_m,
+            goal_quat=goal_quat,
+            cube_kp_m=keypoints(state.cube_pos_m, state.cube_quat_xyzw),
+            goal_kp_m=keypoints(self.goal_pos_m, goal_quat),
+        )
+
+    def _errors(self, state: SimState) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Position error (m), orientation error (rad) and success flag of each env."""
+        pos_err = (state.cube_pos_m - self.goal_pos_m).norm(dim=-1)
+        rot_err = rotation_angle_between(state.cube_quat_xyzw, self.goal_quat)
+        success = pos_err <= self.task.success_position_m
+        if goals.orientation_matters(self.task.level):
+            success &= rot_err <= self.task.success_orientation_rad
+        return pos_err, rot_err, success
+
+    def _accumulate(self, terms: dict[str, torch.Tensor], nonfinite: torch.Tensor) -> None:
+        for name, value in terms.items():
+            sums = self.episode_reward_sums.setdefault(name, torch.zeros(self.num_envs, device=self.device))
+            sums += torch.where(nonfinite, torch.zeros_like(value), torch.nan_to_num(value))
+
+    def _episode_log(self, dones, time_outs, nonfinite, pos_err, rot_err, success) -> dict[str, torch.Tensor]:
+        """Per-episode values of the episodes that ended this step (rsl_rl averages them over an iteration)."""
+        self.nonfinite_resets += int(nonfinite.sum())
+        log: dict[str, torch.Tensor | float] = {"Env/nonfinite_resets_total": float(self.nonfinite_resets)}
+        ended = time_outs & ~nonfinite
+        if ended.any():
+            log["Episode/success_rate"] = success[ended].float()
+            log["Episode/final_position_error_m"] = pos_err[ended]
+            log["Episode/final_orientation_error_rad"] = rot_err[ended]
+            for name, sums in self.episode_reward_sums.items():
+                log[f"Episode_Reward/{name}"] = sums[ended].clone()
+        return log
+
+    def _observe(self, state: SimState) -> TensorDict:
+        task, dr = self.task, self.task.randomization
+        seen_pos, seen_quat = self.camera.observe(
+            self.episode_length_buf, state.cube_pos_m, state.cube_quat_xyzw, self.generator
+        )
+        goal_quat = self._goal_orientation(seen_quat)
+        actor = obs_fn.actor_observation(
+            task.obs_type, state.joint_pos_rad, state.joint_vel_radps, seen_pos, seen_quat,
+            self.goal_pos_m, goal_quat, self.last_action,
+        )
+        actor = obs_fn.add_noise_and_clip(actor, dr.obs_noise_std if dr.enabled else 0.0, self.generator)
+        true_actor = obs_fn.actor_observation(
+            task.obs_type, state.joint_pos_rad, state.joint_vel_radps, state.cube_pos_m, state.cube_quat_xyzw,
+            self.goal_pos_m, self._goal_orientation(state.cube_quat_xyzw), self.last_action,
+        )
+        privileged = obs_fn.privileged_state(
+            state.cube_linvel_mps, state.cube_angvel_radps, state.fingertip_pos_m, state.fingertip_quat_xyzw,
+            state.fingertip_linvel_mps, state.fingertip_angvel_radps, state.applied_torque_nm,
+            state.fingertip_wrench, task.torque_limit_nm,
+        )
+        critic = torch.cat([true_actor, privileged, params_vector(self.params, task)], dim=-1)
+        critic = critic.nan_to_num().clamp(-obs_fn.OBS_CLIP, obs_fn.OBS_CLIP)
+        return TensorDict({"policy": actor.nan_to_num(), "critic": critic}, batch_size=[self.num_envs])
+
+    @property
+    def state(self) -> SimState:
+        """The simulator state behind the current observation."""
+        return self._state
+
+
+def _assign_rows(target: PhysicsParams, env_ids: torch.Tensor, rows: PhysicsParams) -> None:
+    for name, value in vars(rows).items():
+        getattr(target, name)[env_ids] = value

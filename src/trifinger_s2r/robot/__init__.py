@@ -1,0 +1,1 @@
+"""Facts about the TriFinger Pro hardware and its cube; no simulator imports."""

@@ -1,0 +1,1 @@
+"""The reposing MDP as pure functions over batched (num_envs, ...) tensors."""

@@ -1,0 +1,130 @@
+"""Typed configuration of the reposing task: observation and reward choice, weights and randomisation ranges.
+
+Defaults reproduce the paper's set-up (shared/reference/task-spec.md) with its O-KP / R-KP agent, the real
+robot's torque limit, and the extra realism the reference lacked (camera rate, delay, noise; latency; safety
+damping and torque-limit variation; joint friction and damping).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trifinger_s2r.robot import trifinger_pro as tp
+from trifinger_s2r.task.goals import check_level
+
+OBS_TYPES = ("keypoints", "pq")
+"""O-KP: cube and goal as 8 keypoints each (75 values); O-PQ: position + quaternion (41 values)."""
+REWARD_TYPES = ("keypoints", "pq")
+"""R-KP: mean logistic kernel over 8 keypoint distances; R-PQ: position kernel + inverse rotation angle."""
+
+
+def _check_choice(name: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise ValueError(f"unknown {name} {value!r}; valid: {list(valid)}")
+
+
+@dataclass(frozen=True)
+class Uniform:
+    """A uniform distribution U(low, high)."""
+
+    low: float
+    high: float
+
+    def __post_init__(self) -> None:
+        if self.high < self.low:
+            raise ValueError(f"Uniform needs low <= high, got ({self.low}, {self.high})")
+
+
+@dataclass(frozen=True)
+class RewardWeights:
+    """Weights of the named reward terms (task-spec section 3); the total is their weighted sum."""
+
+    finger_movement: float = -0.5
+    """Sum over fingertips of squared tip speed (m^2/s^2)."""
+    finger_reach: float = -250.0
+    """Change of the summed fingertip-to-cube distances (m) since the last step."""
+    keypoint_pose: float = 2000.0
+    """R-KP: dt * mean over 8 corners of lgsk(distance; 30, 2)."""
+    object_position: float = 2000.0
+    """R-PQ: dt * lgsk(position error; 50, 2)."""
+    object_orientation: float = 2000.0
+    """R-PQ: dt / (3 * rotation error + orientation_epsilon)."""
+    orientation_epsilon: float = 3.0
+    """R-PQ's rotation denominator offset; leibnizgym's 3 (IsaacGymEnvs' 0.01 lets it swamp position)."""
+    finger_reach_until_env_steps: float = 5e7
+    """The reach term is active while the total env steps stay at or below this."""
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """The real tracker's cube pose: 10 Hz sample-and-hold, delayed, noisy, sometimes missing."""
+
+    enabled: bool = True
+    """Off: the actor sees the exact simulator pose every policy step (the paper's training set-up)."""
+    delay_s: Uniform = Uniform(0.07, 0.11)
+    """Capture-to-arrival delay of each frame (~90 ms with jitter)."""
+    position_noise_std_m: float = 0.002
+    orientation_noise_std_rad: float = 0.03
+    drop_probability: float = 0.05
+    """A frame that is lost (low confidence); the last pose is held."""
+
+
+@dataclass(frozen=True)
+class RandomizationConfig:
+    """Every randomised quantity in one place; physical parameters are resampled at each env reset."""
+
+    enabled: bool = True
+    obs_noise_std: float = 0.002
+    """Gaussian noise on the scaled actor observation (normalised units), fresh every step."""
+    action_noise_std: float = 0.02
+    """Gaussian noise on the normalised action, fresh every step."""
+    action_bias_std: float = 0.01
+    """Per-episode constant action bias (normalised units)."""
+    gravity_std_mps2: float = 0.4
+    joint_limit_std_rad: float = 0.01
+    cube_scale: Uniform = Uniform(0.97, 1.03)
+    cube_mass_scale: Uniform = Uniform(0.7, 1.3)
+    cube_friction_scale: Uniform = Uniform(0.7, 1.3)
+    table_friction_scale: Uniform = Uniform(0.5, 1.5)
+    safety_kd_scale: Uniform = Uniform(0.9, 1.3)
+    """Simulation's kd is (0.08, 0.08, 0.04); the real robot's (0.09, 0.09, 0.05) = x1.125-1.25."""
+    torque_limit_scale: Uniform = Uniform(0.9, 1.0)
+    """Motor torque constant and current limit variation (the limit never exceeds the robot's 0.396 N*m)."""
+    joint_friction_nm: Uniform = Uniform(0.0, 0.01)
+    joint_damping: Uniform = Uniform(0.0, 0.005)
+    """N*m*s/rad."""
+    action_latency_s: Uniform = Uniform(0.0, 0.01)
+    """Time the previous torque still acts after a new action (policy inference, communication)."""
+    camera: CameraConfig = field(default_factory=CameraConfig)
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """The reposing task."""
+
+    level: int = 4
+    """Goal level of the RRC's move_cube: -1, 1, 2, 3 or 4."""
+    obs_type: str = "keypoints"
+    """Actor observation: one of OBS_TYPES."""
+    reward_type: str = "keypoints"
+    """Pose reward: one of REWARD_TYPES."""
+    episode_length_steps: int = 750
+    """Policy steps per episode (15 s at 50 Hz)."""
+    physics_mode: str = "5ms"
+    """'5ms' (4 substeps per policy step) or '1ms' (20, the robot's 1 kHz)."""
+    torque_limit_nm: float = tp.MAX_TORQUE_NM
+    """Action scale and nominal motor limit (the paper used 0.36)."""
+    safety_kd: tuple[float, float, float] = tp.SAFETY_KD
+    success_position_m: float = 0.02
+    success_orientation_rad: float = 0.4
+    rewards: RewardWeights = field(default_factory=RewardWeights)
+    randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
+
+    def __post_init__(self) -> None:
+        check_level(self.level)
+        _check_choice("obs_type", self.obs_type, OBS_TYPES)
+        _check_choice("reward_type", self.reward_type, REWARD_TYPES)
+        if self.episode_length_steps <= 0:
+            raise ValueError(f"episode_length_steps must be positive, got {self.episode_length_steps}")
+        if self.torque_limit_nm <= 0:
+            raise ValueError(f"torque_limit_nm must be positive, got {self.torque_limit_nm}")
