@@ -93,8 +93,9 @@ class RandomizationConfig:
     joint_friction_nm: Uniform = Uniform(0.0, 0.01)
     joint_damping: Uniform = Uniform(0.0, 0.005)
     """N*m*s/rad."""
-    action_latency_s: Uniform = Uniform(0.0, 0.01)
-    """Time the previous torque still acts after a new action (policy inference, communication)."""
+    action_latency_s: Uniform = Uniform(0.0, 0.005)
+    """Time the previous torque still acts after a new action: policy inference and the front end's hand-off
+    (a few ms on the robot's 1 kHz loop); rounded to whole physics steps."""
     camera: CameraConfig = field(default_factory=CameraConfig)
 
 

@@ -65,6 +65,19 @@ def continuous_sign(q: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     return torch.where(flip, -q, q)
 
 
+def quat_to_matrix(q: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 3) rotation matrices of unit quaternions (..., 4)."""
+    x, y, z, w = q.unbind(-1)
+    return torch.stack(
+        [
+            1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
+            2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
+            2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y),
+        ],
+        dim=-1,
+    ).reshape(*q.shape[:-1], 3, 3)
+
+
 def keypoint_offsets(edge_m: float = cube.EDGE_M) -> torch.Tensor:
     """(8, 3) corner offsets in the cube frame, in the reference's order (corner i is -1 on axis k if bit k of i)."""
     return torch.tensor(cube.corner_signs(), dtype=torch.float32) * (edge_m / 2)
@@ -73,8 +86,7 @@ def keypoint_offsets(edge_m: float = cube.EDGE_M) -> torch.Tensor:
 def keypoints(pos_m: torch.Tensor, quat: torch.Tensor, edge_m: float = cube.EDGE_M) -> torch.Tensor:
     """(N, 8, 3) world positions of the 8 corners of a cube of edge edge_m at poses (N, 3), (N, 4)."""
     offsets = keypoint_offsets(edge_m).to(pos_m.device, pos_m.dtype)
-    rotated = quat_rotate(quat.unsqueeze(1).expand(-1, 8, -1), offsets.expand(pos_m.shape[0], -1, -1))
-    return pos_m.unsqueeze(1) + rotated
+    return pos_m.unsqueeze(1) + offsets @ quat_to_matrix(quat).transpose(-1, -2)
 
 
 def sample_disc_xy(n: int, radius_m: float, generator: torch.Generator, device: torch.device | str = "cpu") -> torch.Tensor:

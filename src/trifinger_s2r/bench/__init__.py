@@ -1,0 +1,1 @@
+"""Throughput benchmarks; their output goes to docs/benchmarks.md, never into tests."""

@@ -1,0 +1,108 @@
+"""The `trifinger-s2r` command line: train, bench env, bench pybullet."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import torch
+
+from trifinger_s2r.envs.repose_env import BACKENDS
+from trifinger_s2r.robot.build_model import COLLISION_VARIANTS
+from trifinger_s2r.timing import PHYSICS_MODES
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _print_result(result: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_header=False)
+    for key, value in result.items():
+        table.add_row(key, str(value))
+    Console().print(table)
+
+
+def _cmd_bench_env(args: argparse.Namespace) -> None:
+    from trifinger_s2r.bench.env_bench import EnvBenchConfig, run
+
+    cfg = EnvBenchConfig(
+        backend=args.backend,
+        num_envs=args.num_envs,
+        policy_steps=args.steps,
+        collision=args.collision,
+        physics_mode=args.physics_mode,
+        num_threads=args.threads,
+        randomize=not args.no_randomization,
+        seed=args.seed,
+    )
+    _print_result(run(cfg), args.json)
+
+
+def _cmd_bench_pybullet(args: argparse.Namespace) -> None:
+    from trifinger_s2r.bench.pybullet_bench import PybulletBenchConfig, run
+
+    _print_result(run(PybulletBenchConfig(policy_steps=args.steps, seed=args.seed)), args.json)
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    print(
+        "PPO training is not part of this version yet (it lands with the training issue); "
+        "running the environment benchmark instead.",
+        file=sys.stderr,
+    )
+    from trifinger_s2r.bench.env_bench import EnvBenchConfig, run
+
+    _print_result(run(EnvBenchConfig(num_envs=args.num_envs)), args.json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trifinger-s2r", description=__doc__)
+    parser.add_argument("--torch-threads", type=_positive_int, default=1,
+                        help="torch intra-op threads (default 1: the simulation uses the cores)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a policy (for now: runs the env benchmark)")
+    train.add_argument("--num-envs", type=_positive_int, default=512)
+    train.add_argument("--json", action="store_true")
+    train.set_defaults(func=_cmd_train)
+
+    bench = sub.add_parser("bench", help="throughput benchmarks")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    env = bench_sub.add_parser("env", help="full env vs bare MuJoCo, policy steps per second")
+    env.add_argument("--backend", choices=BACKENDS, default="mujoco")
+    env.add_argument("--num-envs", type=_positive_int, default=1024)
+    env.add_argument("--steps", type=_positive_int, default=200, help="timed policy steps")
+    env.add_argument("--collision", choices=COLLISION_VARIANTS, default="primitive")
+    env.add_argument("--physics-mode", choices=sorted(PHYSICS_MODES), default="5ms")
+    env.add_argument("--threads", type=int, default=0, help="simulation threads (0: all cores)")
+    env.add_argument("--no-randomization", action="store_true")
+    env.add_argument("--seed", type=int, default=0)
+    env.add_argument("--json", action="store_true", help="print one JSON object")
+    env.set_defaults(func=_cmd_bench_env)
+    pyb = bench_sub.add_parser("pybullet", help="the official PyBullet TriFinger platform, policy steps per second")
+    pyb.add_argument("--steps", type=_positive_int, default=100, help="timed policy steps")
+    pyb.add_argument("--seed", type=int, default=0)
+    pyb.add_argument("--json", action="store_true", help="print one JSON object")
+    pyb.set_defaults(func=_cmd_bench_pybullet)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    torch.set_num_threads(args.torch_threads)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""The command line contract: subcommands, flags and JSON keys."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from trifinger_s2r.cli import main
+
+
+def test_bench_env_prints_the_documented_json(capsys):
+    main(["bench", "env", "--backend", "mujoco", "--num-envs", "4", "--steps", "4", "--threads", "1", "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert result["env_policy_steps_per_s"] > 0 and result["raw_physics_policy_steps_per_s"] > 0
+    assert result["num_envs"] == 4 and result["backend"] == "mujoco"
+
+
+def test_bench_pybullet_prints_the_documented_json(capsys):
+    main(["bench", "pybullet", "--steps", "2", "--json"])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["policy_steps_per_s"] > 0
+
+
+def test_negative_env_count_is_a_usage_error():
+    proc = subprocess.run(
+        [sys.executable, "-m", "trifinger_s2r.cli", "bench", "env", "--num-envs", "-3"],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 2
+    assert "positive integer" in proc.stderr
+
+
+def test_unknown_backend_lists_the_choices():
+    with pytest.raises(SystemExit):
+        main(["bench", "env", "--backend", "physx"])
