@@ -18,7 +18,7 @@ IDENTITY = torch.tensor([0.0, 0.0, 0.0, 1.0])
 
 def _backend(n: int = 2, mode: str = "5ms", **kwargs) -> MujocoCpuBackend:
     backend = MujocoCpuBackend(n, Timing.from_mode(mode), num_threads=1, **kwargs)
-    backend.set_params(torch.arange(n), nominal_physics_params(n, TaskConfig(), backend.timing.physics_rate_hz))
+    backend.set_params(torch.arange(n), nominal_physics_params(n, TaskConfig()))
     return backend
 
 
@@ -54,7 +54,7 @@ class TestSafetyPipeline:
 
     def test_randomized_torque_limit_clips_lower(self):
         backend = _backend(1)
-        params = nominal_physics_params(1, TaskConfig(), 200)
+        params = nominal_physics_params(1, TaskConfig())
         params.torque_limit_nm[:] = 0.2
         backend.set_params(torch.arange(1), params)
         backend.step(torch.full((1, 9), -10.0))
@@ -80,7 +80,7 @@ class TestSafetyPipeline:
 class TestParameters:
     def test_per_env_masses_reach_the_simulation(self):
         backend = _backend(3)
-        params = nominal_physics_params(3, TaskConfig(), 200)
+        params = nominal_physics_params(3, TaskConfig())
         params.cube_mass_kg[:] = torch.tensor([0.07, 0.094, 0.12])
         backend.set_params(torch.arange(3), params)
         masses = backend.batch.expanded("body_mass")[:, backend.index.cube_body]
@@ -88,7 +88,7 @@ class TestParameters:
 
     def test_bigger_cube_rests_higher(self):
         backend = _backend(1)
-        params = nominal_physics_params(1, TaskConfig(), 200)
+        params = nominal_physics_params(1, TaskConfig())
         params.cube_edge_m[:] = 0.08
         backend.set_params(torch.arange(1), params)
         backend.reset(torch.arange(1), HOME.expand(1, 9), torch.tensor([[0.0, 0.0, 0.06]]), IDENTITY.expand(1, 4))
@@ -107,3 +107,25 @@ class TestDivergence:
     def test_negative_env_count_is_rejected(self):
         with pytest.raises(ValueError, match="positive"):
             MujocoCpuBackend(-2)
+
+
+class TestActionLag:
+    def test_lagged_motor_responds_more_slowly(self):
+        """With a 10 ms torque lag a joint gains less speed in one 20 ms step than without lag."""
+        backend = _backend(2, mode="1ms")
+        params = nominal_physics_params(2, TaskConfig())
+        params.action_lag_s[:] = torch.tensor([0.0, 0.01])
+        backend.set_params(torch.arange(2), params)
+        backend.reset(torch.arange(2), HOME.expand(2, 9), torch.tensor([[0.5, 0.5, 0.0325]]).expand(2, 3),
+                      IDENTITY.expand(2, 4))
+        torque = torch.zeros(2, 9)
+        torque[:, 0] = 0.3
+        backend.step(torque)
+        speed = backend.state().joint_vel_radps[:, 0]
+        assert 0 < speed[1] < 0.8 * speed[0]
+
+    def test_zero_lag_applies_the_command_in_the_same_step(self):
+        backend = _backend(1, mode="1ms")
+        backend.batch.bind("ctrl")[:] = 0.2
+        backend.batch.step(nstep=1)
+        np.testing.assert_allclose(backend.batch.bind("actuator_force")[0], 0.2, atol=1e-9)

@@ -82,7 +82,7 @@ class ReposeEnv(VecEnv):
         )
         self._init_buffers()
         self.params = sample_physics_params(
-            self.num_envs, self.task, self.timing.physics_rate_hz, self.generator, self.device
+            self.num_envs, self.task, self.generator, self.device
         )
         self.reset()
 
@@ -117,7 +117,7 @@ class ReposeEnv(VecEnv):
         if n == 0:
             return
         g, d, task = self.generator, self.device, self.task
-        new_params = sample_physics_params(n, task, self.timing.physics_rate_hz, g, d)
+        new_params = sample_physics_params(n, task, g, d)
         _assign_rows(self.params, env_ids, new_params)
         self.backend.set_params(env_ids, new_params)
         cube_pos, cube_quat = goals.sample_initial_pose(n, g, d)

@@ -11,9 +11,10 @@ Modelling choices (measured figures in docs/benchmarks.md and docs/model.md):
   replaces the link hulls (40-70% fatter than the links) by capsules MuJoCo fits to the same meshes and keeps
   the fingertip's hull, which is 0.92 of the tip's volume and carries almost every cube contact. All contacts are explicit `<pair>`s (no broad phase),
   which also lets us set each pair's friction the way PhysX combines materials (the average).
-- Each motor is a `general` actuator whose force is clip(clip(u) - kd*qdot): ctrlrange is the first clip,
-  the affine velocity bias is the robot's safety damping and forcerange the second clip. MuJoCo evaluates it
-  at every physics step, as the robot does at 1 kHz, and the damping is integrated implicitly.
+- Each motor is a `general` actuator whose force is clip(lag(clip(u)) - kd*qdot): ctrlrange is the first clip,
+  an exact first-order filter models action latency (time constant 0 by default), the affine velocity bias is
+  the robot's safety damping and forcerange the second clip. MuJoCo evaluates it at every physics step, as the
+  robot does at 1 kHz, and the damping is integrated implicitly.
 - The arena wall is a ring of boxes (the wall mesh is far from convex).
 """
 
@@ -186,6 +187,11 @@ def _add_actuators_and_sensors(root: ET.Element) -> None:
                 "gainprm": "1",
                 "biastype": "affine",
                 "biasprm": f"0 0 {-kd_j}",
+                # First-order lag of the commanded torque (time constant dynprm[0], 0 = none), integrated
+                # exactly; actearly applies the new activation in the same step, so 0 means no delay at all.
+                "dyntype": "filterexact",
+                "dynprm": "0",
+                "actearly": "true",
                 "ctrllimited": "true",
                 "ctrlrange": f"{-limit} {limit}",
                 "forcelimited": "true",

@@ -74,8 +74,8 @@ class PhysicsParams:
     """(N, 9) dry friction at each joint."""
     joint_damping: torch.Tensor
     """(N, 9) viscous damping at each joint (N*m*s/rad)."""
-    action_latency_substeps: torch.Tensor
-    """(N,) physics substeps for which the previous torque command still acts after a new one is sent."""
+    action_lag_s: torch.Tensor
+    """(N,) time constant of the first-order lag between commanded and motor torque (0: none)."""
 
     def select(self, env_ids: torch.Tensor) -> PhysicsParams:
         return PhysicsParams(**{f.name: getattr(self, f.name)[env_ids] for f in fields(self)})

@@ -50,8 +50,6 @@ class MujocoCpuBackend:
         self.batch = mujoco.batch.Batch(self.model, num_envs, nthread=threads, persistent=True)
         self.batch.reset(keyframe=self.index.home_key)
         self._bind()
-        self._latency_substeps = np.zeros(num_envs, dtype=np.int64)
-        self._last_torque_nm = np.zeros((num_envs, tp.NUM_JOINTS))
 
     def _bind(self) -> None:
         b = self.batch
@@ -85,32 +83,11 @@ class MujocoCpuBackend:
         self._qpos[ids] = qpos
         self._qvel[ids] = 0.0
         self._ctrl[ids] = 0.0
-        self._last_torque_nm[ids] = 0.0
         self.batch.forward(ids)
 
     def step(self, torque_nm: torch.Tensor) -> None:
-        new = torque_nm.detach().cpu().double().numpy()
-        substeps = self.timing.substeps
-        latency = np.minimum(self._latency_substeps, substeps)
-        if not latency.any():
-            self._ctrl[:] = new
-            self.batch.step(nstep=substeps, stage=mujoco.mjtStage.mjSTAGE_VEL)
-        else:
-            self._step_with_latency(new, latency, substeps)
-        self._last_torque_nm = new
-
-    def _step_with_latency(self, new: np.ndarray, latency: np.ndarray, substeps: int) -> None:
-        """The previous command acts for `latency` substeps, then the new one; one batch call per distinct latency."""
-        self._ctrl[:] = self._last_torque_nm
-        done = 0
-        for switch_at in sorted(set(latency.tolist()) | {substeps}):
-            if switch_at > done:
-                last = switch_at == substeps
-                stage = mujoco.mjtStage.mjSTAGE_VEL if last else mujoco.mjtStage.mjSTAGE_NONE
-                self.batch.step(nstep=switch_at - done, stage=stage)
-                done = switch_at
-            switching = latency == switch_at
-            self._ctrl[switching] = new[switching]
+        self._ctrl[:] = torque_nm.detach().cpu().double().numpy()
+        self.batch.step(nstep=self.timing.substeps, stage=mujoco.mjtStage.mjSTAGE_VEL)
 
     def state(self) -> SimState:
         ix = self.index
@@ -168,8 +145,8 @@ class MujocoCpuBackend:
         b.expand("actuator_biasprm")[ids, :, 2] = -p["safety_kd"]
         b.expand("dof_frictionloss")[ids, : tp.NUM_JOINTS] = p["joint_friction_nm"]
         b.expand("dof_damping")[ids, : tp.NUM_JOINTS] = p["joint_damping"]
+        b.expand("actuator_dynprm")[ids, :, 0] = p["action_lag_s"][:, None]
         b.set_const(ids)
-        self._latency_substeps[ids] = np.rint(p["action_latency_substeps"]).astype(np.int64)
 
     def nonfinite_envs(self) -> torch.Tensor:
         state = np.concatenate([self._qpos, self._qvel], axis=1)

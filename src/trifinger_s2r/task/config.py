@@ -93,9 +93,9 @@ class RandomizationConfig:
     joint_friction_nm: Uniform = Uniform(0.0, 0.01)
     joint_damping: Uniform = Uniform(0.0, 0.005)
     """N*m*s/rad."""
-    action_latency_s: Uniform = Uniform(0.0, 0.005)
-    """Time the previous torque still acts after a new action: policy inference and the front end's hand-off
-    (a few ms on the robot's 1 kHz loop); rounded to whole physics steps."""
+    action_lag_s: Uniform = Uniform(0.0, 0.005)
+    """Action latency as the time constant (s) of a first-order lag on the motor torque: policy inference, the
+    front end's hand-off and the current loop (a few ms on the robot's 1 kHz loop); applied at every physics step."""
     camera: CameraConfig = field(default_factory=CameraConfig)
 
 

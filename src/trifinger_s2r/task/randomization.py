@@ -27,7 +27,7 @@ def _contact_frictions(cube_friction: torch.Tensor, table_friction: torch.Tensor
     }
 
 
-def nominal_physics_params(n: int, task: TaskConfig, physics_rate_hz: int, device="cpu") -> PhysicsParams:
+def nominal_physics_params(n: int, task: TaskConfig, device="cpu") -> PhysicsParams:
     """Parameters without randomisation: the nominal robot and cube."""
     ones = torch.ones(n, device=device)
     joints = torch.ones(n, tp.NUM_JOINTS, device=device)
@@ -42,15 +42,15 @@ def nominal_physics_params(n: int, task: TaskConfig, physics_rate_hz: int, devic
         safety_kd=joints * torch.tensor(tp.per_finger(task.safety_kd), device=device),
         joint_friction_nm=0.0 * joints,
         joint_damping=0.0 * joints,
-        action_latency_substeps=0.0 * ones,
+        action_lag_s=0.0 * ones,
     )
 
 
 def sample_physics_params(
-    n: int, task: TaskConfig, physics_rate_hz: int, generator: torch.Generator, device="cpu"
+    n: int, task: TaskConfig, generator: torch.Generator, device="cpu"
 ) -> PhysicsParams:
     """n independent draws of every randomised physical parameter (nominal values when randomisation is off)."""
-    params = nominal_physics_params(n, task, physics_rate_hz, device)
+    params = nominal_physics_params(n, task, device)
     dr: RandomizationConfig = task.randomization
     if not dr.enabled:
         return params
@@ -72,7 +72,7 @@ def sample_physics_params(
         safety_kd=params.safety_kd * u(dr.safety_kd_scale, 1),
         joint_friction_nm=u(dr.joint_friction_nm, tp.NUM_JOINTS),
         joint_damping=u(dr.joint_damping, tp.NUM_JOINTS),
-        action_latency_substeps=torch.round(u(dr.action_latency_s) * physics_rate_hz),
+        action_lag_s=u(dr.action_lag_s),
     )
 
 
@@ -89,7 +89,7 @@ def params_vector(params: PhysicsParams, task: TaskConfig) -> torch.Tensor:
             params.gravity_mps2[:, 2] / 9.81 + 1.0,
             params.torque_limit_nm[:, 0] / task.torque_limit_nm - 1.0,
             params.safety_kd[:, 0] / task.safety_kd[0] - 1.0,
-            params.action_latency_substeps / 10.0,
+            params.action_lag_s / 0.005,
         ],
         dim=-1,
     )
