@@ -35,7 +35,7 @@ class TestEpisodes:
     def test_time_out_resets_and_logs_success(self):
         """After episode_length steps every env times out, is reset, and success and errors are logged."""
         env = make_env(3, episode_length_steps=4)
-        for step in range(4):
+        for _ in range(4):
             _, _, dones, extras = env.step(torch.zeros(3, 9))
         assert dones.all() and extras["time_outs"].all()
         log = extras["log"]

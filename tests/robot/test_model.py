@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from trifinger_s2r.robot import build_model, trifinger_pro as tp
+from trifinger_s2r.robot import build_model
+from trifinger_s2r.robot import trifinger_pro as tp
 from trifinger_s2r.sim.mujoco_cpu import MujocoCpuBackend
 
 pytest.importorskip("robot_properties_fingers")

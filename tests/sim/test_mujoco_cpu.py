@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from trifinger_s2r.robot import cube, trifinger_pro as tp
+from trifinger_s2r.robot import cube
+from trifinger_s2r.robot import trifinger_pro as tp
 from trifinger_s2r.sim.mujoco_cpu import MujocoCpuBackend
 from trifinger_s2r.task.config import TaskConfig
 from trifinger_s2r.task.randomization import nominal_physics_params

@@ -10,7 +10,8 @@ from tensordict import TensorDict
 
 from trifinger_s2r.robot import trifinger_pro as tp
 from trifinger_s2r.sim.backend import PhysicsBackend, PhysicsParams, SimState
-from trifinger_s2r.task import goals, observations as obs_fn
+from trifinger_s2r.task import goals
+from trifinger_s2r.task import observations as obs_fn
 from trifinger_s2r.task.camera import CameraPoseModel
 from trifinger_s2r.task.config import CameraConfig, TaskConfig
 from trifinger_s2r.task.geometry import keypoints, rotation_angle_between
@@ -165,7 +166,8 @@ class ReposeEnv(VecEnv):
 
         state = self.backend.state()
         nonfinite = self.backend.nonfinite_envs().to(self.device)
-        rewards, terms = self._rewards(state)
+        true_kp = self._true_keypoints(state)
+        rewards, terms = self._rewards(state, true_kp)
         rewards = torch.where(nonfinite, torch.zeros_like(rewards), torch.nan_to_num(rewards))
         self._accumulate(terms, nonfinite)
         pos_err, rot_err, success = self._errors(state)
@@ -177,7 +179,8 @@ class ReposeEnv(VecEnv):
         self._reset_envs(done_ids)
         if done_ids.numel():
             state = self.backend.state()
-        self._obs = self._observe(state)
+            true_kp = self._true_keypoints(state)
+        self._obs = self._observe(state, true_kp)
         self.prev_tip_pos_m = state.fingertip_pos_m.clone()
         self.prev_cube_pos_m = state.cube_pos_m.clone()
         self._state = state
@@ -189,7 +192,14 @@ class ReposeEnv(VecEnv):
         """The goal orientation judged: position-only levels take the cube's own orientation."""
         return self.goal_quat if goals.orientation_matters(self.task.level) else cube_quat
 
-    def _rewards(self, state: SimState) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _true_keypoints(self, state: SimState) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keypoints (N, 8, 3) of the true cube and of the goal pose judged against it."""
+        goal_quat = self._goal_orientation(state.cube_quat_xyzw)
+        return keypoints(state.cube_pos_m, state.cube_quat_xyzw), keypoints(self.goal_pos_m, goal_quat)
+
+    def _rewards(
+        self, state: SimState, true_kp: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         goal_quat = self._goal_orientation(state.cube_quat_xyzw)
         return compute_rewards(
             self.task.reward_type,
@@ -203,8 +213,8 @@ class ReposeEnv(VecEnv):
             cube_quat=state.cube_quat_xyzw,
             goal_pos_m=self.goal_pos_m,
             goal_quat=goal_quat,
-            cube_kp_m=keypoints(state.cube_pos_m, state.cube_quat_xyzw),
-            goal_kp_m=keypoints(self.goal_pos_m, goal_quat),
+            cube_kp_m=true_kp[0],
+            goal_kp_m=true_kp[1],
         )
 
     def _errors(self, state: SimState) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -234,7 +244,7 @@ class ReposeEnv(VecEnv):
                 log[f"Episode_Reward/{name}"] = sums[ended].clone()
         return log
 
-    def _observe(self, state: SimState) -> TensorDict:
+    def _observe(self, state: SimState, true_kp: tuple[torch.Tensor, torch.Tensor] | None = None) -> TensorDict:
         task, dr = self.task, self.task.randomization
         seen_pos, seen_quat = self.camera.observe(
             self.episode_length_buf, state.cube_pos_m, state.cube_quat_xyzw, self.generator
@@ -245,9 +255,11 @@ class ReposeEnv(VecEnv):
             self.goal_pos_m, goal_quat, self.last_action,
         )
         actor = obs_fn.add_noise_and_clip(actor, dr.obs_noise_std if dr.enabled else 0.0, self.generator)
+        if true_kp is None:
+            true_kp = self._true_keypoints(state)
         true_actor = obs_fn.actor_observation(
             task.obs_type, state.joint_pos_rad, state.joint_vel_radps, state.cube_pos_m, state.cube_quat_xyzw,
-            self.goal_pos_m, self._goal_orientation(state.cube_quat_xyzw), self.last_action,
+            self.goal_pos_m, self._goal_orientation(state.cube_quat_xyzw), self.last_action, *true_kp,
         )
         privileged = obs_fn.privileged_state(
             state.cube_linvel_mps, state.cube_angvel_radps, state.fingertip_pos_m, state.fingertip_quat_xyzw,

@@ -27,7 +27,8 @@ import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from trifinger_s2r.robot import cube, trifinger_pro as tp
+from trifinger_s2r.robot import cube
+from trifinger_s2r.robot import trifinger_pro as tp
 
 ASSET_DIR = Path(__file__).parent / "assets"
 SCENE_FILES = {"primitive": "trifinger_pro_scene.xml", "mesh": "trifinger_pro_scene_mesh.xml"}
@@ -98,14 +99,9 @@ def _label_robot_geoms(root: ET.Element, variant: str) -> None:
 def _add_visual_meshes(root: ET.Element) -> None:
     """Visual copies of the collision meshes (group 2) so renders show the real links."""
     for body in root.iter("body"):
-        for geom in [g for g in body.findall("geom") if g.get("group") == "3"]:
-            visual = ET.SubElement(body, "geom", {"type": "mesh", "mesh": geom.get("mesh"), "group": "2"})
-            for key in ("pos", "quat", "rgba"):
-                if geom.get(key):
-                    visual.set(key, geom.get(key))
-        for frame in body.findall("frame"):
-            for geom in [g for g in frame.findall("geom") if g.get("group") == "3"]:
-                visual = ET.SubElement(frame, "geom", {"type": "mesh", "mesh": geom.get("mesh"), "group": "2"})
+        for parent in [body, *body.findall("frame")]:
+            for geom in [g for g in parent.findall("geom") if g.get("group") == "3"]:
+                visual = ET.SubElement(parent, "geom", {"type": "mesh", "mesh": geom.get("mesh"), "group": "2"})
                 for key in ("pos", "quat", "rgba"):
                     if geom.get(key):
                         visual.set(key, geom.get(key))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -78,14 +79,19 @@ def quat_to_matrix(q: torch.Tensor) -> torch.Tensor:
     ).reshape(*q.shape[:-1], 3, 3)
 
 
+@functools.lru_cache(maxsize=16)
+def _offsets(edge_m: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    return torch.tensor(cube.corner_signs(), dtype=dtype, device=device) * (edge_m / 2)
+
+
 def keypoint_offsets(edge_m: float = cube.EDGE_M) -> torch.Tensor:
     """(8, 3) corner offsets in the cube frame, in the reference's order (corner i is -1 on axis k if bit k of i)."""
-    return torch.tensor(cube.corner_signs(), dtype=torch.float32) * (edge_m / 2)
+    return _offsets(edge_m, torch.device("cpu"), torch.float32).clone()
 
 
 def keypoints(pos_m: torch.Tensor, quat: torch.Tensor, edge_m: float = cube.EDGE_M) -> torch.Tensor:
     """(N, 8, 3) world positions of the 8 corners of a cube of edge edge_m at poses (N, 3), (N, 4)."""
-    offsets = keypoint_offsets(edge_m).to(pos_m.device, pos_m.dtype)
+    offsets = _offsets(edge_m, pos_m.device, pos_m.dtype)
     return pos_m.unsqueeze(1) + offsets @ quat_to_matrix(quat).transpose(-1, -2)
 
 

@@ -6,7 +6,8 @@ import math
 
 import torch
 
-from trifinger_s2r.robot import cube, trifinger_pro as tp
+from trifinger_s2r.robot import cube
+from trifinger_s2r.robot import trifinger_pro as tp
 from trifinger_s2r.task.geometry import quat_from_yaw, quat_mul, random_quat, sample_disc_xy
 
 LEVELS = (-1, 1, 2, 3, 4)

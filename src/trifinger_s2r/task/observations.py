@@ -10,7 +10,8 @@ import math
 
 import torch
 
-from trifinger_s2r.robot import cube, trifinger_pro as tp
+from trifinger_s2r.robot import cube
+from trifinger_s2r.robot import trifinger_pro as tp
 from trifinger_s2r.task.geometry import keypoints
 
 OBS_CLIP = 5.0
@@ -45,9 +46,9 @@ def _scaled_keypoints(kp_m: torch.Tensor) -> torch.Tensor:
     return scale_to_unit(kp_m, low, high).flatten(1)  # (N, 8*3)
 
 
-def _cube_part(obs_type: str, pos_m: torch.Tensor, quat: torch.Tensor) -> torch.Tensor:
+def _cube_part(obs_type: str, pos_m: torch.Tensor, quat: torch.Tensor, kp_m: torch.Tensor | None) -> torch.Tensor:
     if obs_type == "keypoints":
-        return _scaled_keypoints(keypoints(pos_m, quat))
+        return _scaled_keypoints(keypoints(pos_m, quat) if kp_m is None else kp_m)
     return torch.cat([scale_to_unit(pos_m, POSITION_LOW_M, POSITION_HIGH_M), quat], dim=-1)  # (N, 3 + 4)
 
 
@@ -60,14 +61,18 @@ def actor_observation(
     goal_pos_m: torch.Tensor,
     goal_quat: torch.Tensor,
     last_action: torch.Tensor,
+    cube_kp_m: torch.Tensor | None = None,
+    goal_kp_m: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Scaled actor observation before noise: q | qdot | cube | goal | last action."""
+    """Scaled actor observation before noise: q | qdot | cube | goal | last action.
+
+    Keypoints of the cube and goal poses may be passed in when the caller has them already."""
     return torch.cat(
         [
             scale_to_unit(joint_pos_rad, tp.per_finger(tp.SOFT_LIMIT_LOWER_RAD), tp.per_finger(tp.SOFT_LIMIT_UPPER_RAD)),
             joint_vel_radps / tp.MAX_VELOCITY_RADPS,
-            _cube_part(obs_type, cube_pos_m, cube_quat),
-            _cube_part(obs_type, goal_pos_m, goal_quat),
+            _cube_part(obs_type, cube_pos_m, cube_quat, cube_kp_m),
+            _cube_part(obs_type, goal_pos_m, goal_quat, goal_kp_m),
             last_action,
         ],
         dim=-1,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from trifinger_s2r.robot import cube, trifinger_pro as tp
+from trifinger_s2r.robot import cube
+from trifinger_s2r.robot import trifinger_pro as tp
 from trifinger_s2r.sim.backend import PhysicsParams
 from trifinger_s2r.task.config import RandomizationConfig, TaskConfig, Uniform
 
