@@ -1,7 +1,7 @@
-"""Collision variants compared: link volume fidelity (meshes, convex hulls, fitted capsules) and physics speed.
+"""Fidelity of the MuJoCo model: fingertip kinematics against the URDF (pinocchio), link volumes of the collision
+variants (meshes, convex hulls, fitted capsules), and the variants' physics speed.
 
-Run `python -m trifinger_s2r.bench.collision_fidelity --json`; the figures justify the default collision
-variant in docs/model.md.
+Run `python -m trifinger_s2r.bench.model_fidelity --speed --json`; the figures are in docs/model.md.
 """
 
 from __future__ import annotations
@@ -13,11 +13,14 @@ import time
 
 import mujoco
 import numpy as np
+import torch
 from scipy.spatial import ConvexHull
 
 from trifinger_s2r.bench.env_bench import EnvBenchConfig, machine_info, make_env
-from trifinger_s2r.robot.build_model import ASSET_DIR, COLLISION_VARIANTS, LINK_ROLES
+from trifinger_s2r.robot import trifinger_pro as tp
+from trifinger_s2r.robot.build_model import ASSET_DIR, COLLISION_VARIANTS, LINK_ROLES, urdf_path
 from trifinger_s2r.sim.model import load_model
+from trifinger_s2r.sim.mujoco_cpu import MujocoCpuBackend
 
 
 def stl_triangles(path) -> np.ndarray:
@@ -51,6 +54,20 @@ def fidelity() -> dict:
             entry["capsule_radius_m"] = round(float(geom.size[0]), 4)
         result[role] = entry
     return result
+
+
+def fingertip_error_m(num_configs: int = 200, seed: int = 1) -> float:
+    """Largest distance between our fingertip sites and pinocchio's URDF fingertip frames over random joint angles."""
+    from robot_properties_fingers.pinocchio_utils import Kinematics
+
+    kinematics = Kinematics(urdf_path(), [f"finger_tip_link_{f}" for f in tp.FINGER_NAMES])
+    rng = np.random.default_rng(seed)
+    q = rng.uniform(tp.per_finger(tp.SOFT_LIMIT_LOWER_RAD), tp.per_finger(tp.SOFT_LIMIT_UPPER_RAD), (num_configs, 9))
+    backend = MujocoCpuBackend(num_configs, num_threads=1)
+    away = torch.tensor([[0.5, 0.5, 0.0325]]).expand(num_configs, 3)
+    backend.reset(torch.arange(num_configs), torch.from_numpy(q), away, torch.tensor([[0, 0, 0, 1.0]]).expand(num_configs, 4))
+    tips = backend.batch.bind("site_xpos")[:, backend.index.fingertip_sites]
+    return float(max(np.abs(tips[i] - np.stack(kinematics.forward_kinematics(q[i]))).max() for i in range(num_configs)))
 
 
 def speed(num_envs: int = 512, steps_per_round: int = 25, rounds: int = 6) -> dict:
@@ -96,7 +113,7 @@ def main() -> None:
     parser.add_argument("--speed", action="store_true", help="also time raw physics of both variants")
     parser.add_argument("--num-envs", type=int, default=512)
     args = parser.parse_args()
-    out = {"volume": fidelity()}
+    out = {"fingertip_max_error_m": fingertip_error_m(), "volume": fidelity()}
     if args.speed:
         out["speed"] = speed(args.num_envs)
     print(json.dumps(out) if args.json else json.dumps(out, indent=2))
