@@ -55,15 +55,32 @@ def _cmd_bench_pybullet(args: argparse.Namespace) -> None:
     _print_result(run(PybulletBenchConfig(policy_steps=args.steps, seed=args.seed)), args.json)
 
 
-def _cmd_train(args: argparse.Namespace) -> None:
-    print(
-        "PPO training is not part of this version yet (it lands with the training issue); "
-        "running the environment benchmark instead.",
-        file=sys.stderr,
-    )
-    from trifinger_s2r.bench.env_bench import EnvBenchConfig, run
+def _default_preset() -> str:
+    """repose-gpu where a GPU backend is available, else push-cpu."""
+    from trifinger_s2r.envs.repose_env import BACKENDS as available
 
-    _print_result(run(EnvBenchConfig(num_envs=args.num_envs)), args.json)
+    return "repose-gpu" if "warp" in available and torch.cuda.is_available() else "push-cpu"
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+    from pathlib import Path
+
+    from trifinger_s2r.train.config import preset, with_overrides
+    from trifinger_s2r.train.trainer import train
+
+    name = args.preset or _default_preset()
+    cfg = preset(name)
+    env_overrides = {k: v for k, v in {"num_envs": args.num_envs, "seed": args.seed}.items() if v is not None}
+    cfg = with_overrides(
+        replace(cfg, env=replace(cfg.env, **env_overrides)),
+        max_iterations=args.max_iterations,
+        save_interval=args.save_interval,
+        torch_threads=args.torch_threads,
+    )
+    run_dir = Path(args.resume or args.run_dir or f"runs/{name}")
+    checkpoint = train(cfg, run_dir, resume=args.resume is not None, show_progress=not args.json)
+    _print_result({"preset": name, "run_dir": str(run_dir), "checkpoint": str(checkpoint)}, args.json)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,9 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="torch intra-op threads (default 1: the simulation uses the cores)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train a policy (for now: runs the env benchmark)")
-    train.add_argument("--num-envs", type=_positive_int, default=512)
-    train.add_argument("--json", action="store_true")
+    train = sub.add_parser("train", help="train a PPO policy (rsl_rl) on the reposing task")
+    train.add_argument("--preset", choices=["push-cpu", "repose-cpu", "repose-gpu"],
+                       help="default: repose-gpu where a GPU backend is available, else push-cpu")
+    train.add_argument("--run-dir", help="where checkpoints, config.json and TensorBoard logs go (default runs/PRESET)")
+    train.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its latest checkpoint")
+    train.add_argument("--num-envs", type=_positive_int)
+    train.add_argument("--max-iterations", type=_positive_int)
+    train.add_argument("--save-interval", type=_positive_int)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--json", action="store_true", help="no progress bar; print one JSON object at the end")
     train.set_defaults(func=_cmd_train)
 
     bench = sub.add_parser("bench", help="throughput benchmarks")

@@ -1,0 +1,123 @@
+"""Train with rsl_rl's OnPolicyRunner on ReposeEnv: resolved config beside the checkpoints, resume, progress bar."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import re
+from pathlib import Path
+
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rsl_rl.runners import OnPolicyRunner
+
+from trifinger_s2r.envs.repose_env import ReposeEnv
+from trifinger_s2r.train.config import TrainConfig, to_rsl_rl
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_PATTERN = re.compile(r"model_(\d+)\.pt$")
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint of the highest iteration in run_dir, or None."""
+    found = [(int(m.group(1)), p) for p in run_dir.glob("model_*.pt") if (m := CHECKPOINT_PATTERN.search(p.name))]
+    return max(found)[1] if found else None
+
+
+def save_config(cfg: TrainConfig, run_dir: Path) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+
+
+class _ProgressLog:
+    """Wraps the rsl_rl logger's per-iteration `log`: silences its console block, drives a progress bar."""
+
+    def __init__(self, runner: OnPolicyRunner, progress: Progress, task_id, steps_per_iteration: int) -> None:
+        self.runner, self.progress, self.task_id = runner, progress, task_id
+        self.steps_per_iteration = steps_per_iteration
+        self.original = runner.logger.log
+        self.history: list[dict] = []
+
+    def __call__(self, **kwargs) -> None:
+        success = [e["Episode/success_rate"] for e in self.runner.logger.ep_extras if "Episode/success_rate" in e]
+        rate = float(torch.cat(success).mean()) if success else float("nan")
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.original(**kwargs)
+        it = kwargs["it"] + 1
+        seconds = kwargs["collect_time"] + kwargs["learn_time"]
+        self.history.append({"iteration": it, "success_rate": rate, "steps_per_s": self.steps_per_iteration / seconds})
+        self.progress.update(
+            self.task_id,
+            completed=it,
+            description=(
+                f"it {it} | {it * self.steps_per_iteration / 1e6:.2f}M steps | "
+                f"{self.steps_per_iteration / seconds:,.0f} steps/s | success "
+                + ("-" if rate != rate else f"{rate:.0%}")
+            ),
+        )
+
+
+def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, show_progress: bool = True) -> Path:
+    """Run (or continue) training into run_dir; returns the final checkpoint's path."""
+    torch.set_num_threads(cfg.torch_threads)
+    run_dir = Path(run_dir)
+    checkpoint = latest_checkpoint(run_dir) if resume else None
+    if resume and checkpoint is None:
+        raise FileNotFoundError(f"--resume: no model_*.pt checkpoint in {run_dir}")
+    if resume:
+        cfg = _saved_config_or(cfg, run_dir)
+    save_config(cfg, run_dir)
+    env = ReposeEnv(cfg.env)
+    runner = OnPolicyRunner(env, to_rsl_rl(cfg), log_dir=str(run_dir), device=cfg.env.device)
+    start = 0
+    if checkpoint is not None:
+        runner.load(str(checkpoint))
+        start = runner.current_learning_iteration + 1
+        runner.current_learning_iteration = start
+    remaining = cfg.max_iterations - start
+    if remaining <= 0:
+        return checkpoint
+    steps_per_iteration = cfg.env.num_envs * cfg.num_steps_per_env
+    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=not show_progress) as progress:
+        task_id = progress.add_task("starting", total=cfg.max_iterations, completed=start)
+        log = _ProgressLog(runner, progress, task_id, steps_per_iteration)
+        runner.logger.log = log
+        runner.learn(num_learning_iterations=remaining)
+    (run_dir / "progress.json").write_text(json.dumps(log.history))
+    return latest_checkpoint(run_dir)
+
+
+def _saved_config_or(cfg: TrainConfig, run_dir: Path) -> TrainConfig:
+    """On resume the run's own saved config wins over the command line's (only max_iterations may grow)."""
+    path = run_dir / CONFIG_FILE
+    if not path.exists():
+        return cfg
+    return dataclasses.replace(load_config(path), max_iterations=cfg.max_iterations)
+
+
+def load_config(path: Path) -> TrainConfig:
+    """Rebuild a TrainConfig from its saved JSON."""
+    from trifinger_s2r.envs.repose_env import EnvConfig
+    from trifinger_s2r.task.config import CameraConfig, RandomizationConfig, RewardWeights, TaskConfig, Uniform
+    from trifinger_s2r.train.config import ModelConfig, PPOConfig
+
+    raw = json.loads(Path(path).read_text())
+    dr = raw["env"]["task"]["randomization"]
+    camera = dr.pop("camera")
+    camera["delay_s"] = Uniform(**camera["delay_s"])
+    uniforms = {k: Uniform(**v) if isinstance(v, dict) else v for k, v in dr.items()}
+    task = raw["env"]["task"]
+    task["safety_kd"] = tuple(task["safety_kd"])
+    task["rewards"] = RewardWeights(**task["rewards"])
+    task["randomization"] = RandomizationConfig(camera=CameraConfig(**camera), **uniforms)
+    env = dict(raw["env"], task=TaskConfig(**task))
+    model = {k: tuple(v) if isinstance(v, list) else v for k, v in raw["model"].items()}
+    return TrainConfig(
+        env=EnvConfig(**env),
+        ppo=PPOConfig(**raw["ppo"]),
+        model=ModelConfig(**model),
+        **{k: v for k, v in raw.items() if k not in ("env", "ppo", "model")},
+    )

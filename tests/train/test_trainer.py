@@ -1,0 +1,52 @@
+"""A tiny-budget training run: checkpoint, resume, config round trip."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from trifinger_s2r.cli import main
+from trifinger_s2r.train.config import PRESETS, preset, to_rsl_rl
+from trifinger_s2r.train.trainer import latest_checkpoint, load_config, train
+
+
+def _tiny(max_iterations: int):
+    cfg = preset("push-cpu")
+    env = dataclasses.replace(cfg.env, num_envs=8, num_threads=1)
+    return dataclasses.replace(cfg, env=env, num_steps_per_env=4, max_iterations=max_iterations, save_interval=2)
+
+
+class TestTrainResume:
+    def test_train_writes_checkpoints_and_resume_continues_the_count(self, tmp_path):
+        """3 iterations write model_0/model_2; resuming to 5 writes model_4 and keeps the saved config."""
+        first = train(_tiny(3), tmp_path, show_progress=False)
+        assert first.name == "model_2.pt"
+        assert load_config(tmp_path / "config.json") == _tiny(3)
+        second = train(_tiny(5), tmp_path, resume=True, show_progress=False)
+        assert second.name == "model_4.pt" and latest_checkpoint(tmp_path) == second
+        progress = json.loads((tmp_path / "progress.json").read_text())
+        assert [p["iteration"] for p in progress] == [4, 5]
+
+    def test_resume_without_checkpoint_names_the_folder(self, tmp_path):
+        with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+            train(_tiny(1), tmp_path, resume=True, show_progress=False)
+
+
+class TestConfig:
+    @pytest.mark.parametrize("name", list(PRESETS))
+    def test_presets_translate_to_an_asymmetric_rsl_rl_config(self, name):
+        cfg = to_rsl_rl(preset(name))
+        assert cfg["obs_groups"] == {"actor": ["policy"], "critic": ["critic"]}
+        assert cfg["actor"]["obs_normalization"] and cfg["critic"]["obs_normalization"]
+
+    def test_unknown_preset_names_the_valid_ones(self):
+        with pytest.raises(ValueError, match="push-cpu"):
+            preset("walk")
+
+    def test_cli_train_runs_a_tiny_budget(self, tmp_path, capsys):
+        main(["train", "--preset", "push-cpu", "--num-envs", "4", "--max-iterations", "1",
+              "--run-dir", str(tmp_path), "--json"])
+        out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert out["preset"] == "push-cpu" and out["checkpoint"].endswith("model_0.pt")
