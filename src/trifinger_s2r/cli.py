@@ -85,8 +85,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trifinger-s2r", description=__doc__)
-    parser.add_argument("--torch-threads", type=_positive_int, default=1,
-                        help="torch intra-op threads (default 1: the simulation uses the cores)")
+    parser.add_argument("--torch-threads", type=_positive_int,
+                        help="torch intra-op threads (default: 1 for benchmarks, all cores for training)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a PPO policy (rsl_rl) on the reposing task")
@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    torch.set_num_threads(args.torch_threads)
+    torch.set_num_threads(args.torch_threads or 1)
     args.func(args)
 
 

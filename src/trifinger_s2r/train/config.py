@@ -50,22 +50,30 @@ class TrainConfig:
     max_iterations: int = 1000
     save_interval: int = 50
     """Iterations between checkpoints (a killed run loses at most this many)."""
-    torch_threads: int = 1
-    """Learner threads; on a 2-core machine one leaves the other core to the simulation."""
+    torch_threads: int = 0
+    """Learner threads (0: all cores). Rollout and PPO update run one after the other, so the learner can have every
+    core: on the 2-core machine 2 threads gave 1.6x the samples/s of 1 (docs/benchmarks.md)."""
 
     def __post_init__(self) -> None:
-        for name in ("num_steps_per_env", "max_iterations", "save_interval", "torch_threads"):
+        for name in ("num_steps_per_env", "max_iterations", "save_interval"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.torch_threads < 0:
+            raise ValueError(f"torch_threads must be >= 0 (0: all cores), got {self.torch_threads}")
+
+
+CPU_MODEL = ModelConfig(actor_hidden_dims=(256, 128, 64), critic_hidden_dims=(256, 256, 128))
+"""Networks sized for a CPU learner: the paper's MLPs make the PPO update 3x slower on 2 cores."""
 
 
 def _preset_push_cpu() -> TrainConfig:
     task = TaskConfig(level=1, episode_length_steps=250)
-    return TrainConfig(env=EnvConfig(num_envs=512, task=task), max_iterations=300, save_interval=25)
+    return TrainConfig(env=EnvConfig(num_envs=512, task=task), model=CPU_MODEL, max_iterations=300, save_interval=25)
 
 
 def _preset_repose_cpu() -> TrainConfig:
-    return TrainConfig(env=EnvConfig(num_envs=1024, task=TaskConfig(level=4)), max_iterations=5000, save_interval=50)
+    env = EnvConfig(num_envs=1024, task=TaskConfig(level=4))
+    return TrainConfig(env=env, model=CPU_MODEL, max_iterations=5000, save_interval=50)
 
 
 def _preset_repose_gpu() -> TrainConfig:
@@ -83,8 +91,9 @@ PRESETS = {
     "repose-cpu": _preset_repose_cpu,
     "repose-gpu": _preset_repose_gpu,
 }
-"""push-cpu: level 1 (push on the table), 5 s episodes, 512 envs, for a 2-core CPU; repose-cpu: level 4 (6-DoF),
-1024 envs, the largest sensible on CPU; repose-gpu: level 4 at the paper's scale (16,384 envs, 8-step horizon)."""
+"""push-cpu: level 1 (push on the table), 5 s episodes, 512 envs, CPU-sized networks, for a 2-core CPU;
+repose-cpu: level 4 (6-DoF), 1024 envs, the largest sensible on CPU; repose-gpu: level 4 at the paper's scale
+(16,384 envs, 8-step horizon, the paper's network sizes)."""
 
 
 def preset(name: str) -> TrainConfig:

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import os
 import re
 from pathlib import Path
 
@@ -61,7 +62,7 @@ class _ProgressLog:
 
 def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, show_progress: bool = True) -> Path:
     """Run (or continue) training into run_dir; returns the final checkpoint's path."""
-    torch.set_num_threads(cfg.torch_threads)
+    torch.set_num_threads(cfg.torch_threads or os.cpu_count() or 1)
     run_dir = Path(run_dir)
     checkpoint = latest_checkpoint(run_dir) if resume else None
     if resume and checkpoint is None:
