@@ -83,6 +83,23 @@ def _cmd_train(args: argparse.Namespace) -> None:
     _print_result({"preset": name, "run_dir": str(run_dir), "checkpoint": str(checkpoint)}, args.json)
 
 
+def _cmd_eval(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+    from pathlib import Path
+
+    from trifinger_s2r.eval.rollouts import checkpoint_policy, evaluate
+
+    if args.policy.startswith("pretrained:") or Path(args.policy).is_dir():
+        raise SystemExit(
+            f"--policy {args.policy}: this version evaluates rsl_rl checkpoints (model_<it>.pt with config.json beside "
+            "it); exported policies and pretrained:NAME come with `export`"
+        )
+    policy, cfg = checkpoint_policy(Path(args.policy))
+    if args.level is not None:
+        cfg = replace(cfg, env=replace(cfg.env, task=replace(cfg.env.task, level=args.level)))
+    _print_result(evaluate(policy, cfg, args.episodes, args.seed), args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trifinger-s2r", description=__doc__)
     parser.add_argument("--torch-threads", type=_positive_int,
@@ -100,6 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int)
     train.add_argument("--json", action="store_true", help="no progress bar; print one JSON object at the end")
     train.set_defaults(func=_cmd_train)
+
+    evaluate = sub.add_parser("eval", help="success rate (80% Wilson interval) and final errors over N episodes")
+    evaluate.add_argument("--policy", required=True, help="a checkpoint model_<it>.pt (config.json beside it)")
+    evaluate.add_argument("--level", type=int, choices=[-1, 1, 2, 3, 4], help="goal level (default: the run's)")
+    evaluate.add_argument("--episodes", type=_positive_int, default=40)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.set_defaults(func=_cmd_eval)
 
     bench = sub.add_parser("bench", help="throughput benchmarks")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)

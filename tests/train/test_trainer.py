@@ -50,3 +50,23 @@ class TestConfig:
               "--run-dir", str(tmp_path), "--json"])
         out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert out["preset"] == "push-cpu" and out["checkpoint"].endswith("model_0.pt")
+
+
+class TestEvaluate:
+    def test_eval_of_a_checkpoint_prints_the_documented_keys(self, tmp_path, capsys):
+        """A 1-iteration checkpoint evaluates over 3 short episodes with the eval JSON contract."""
+        import dataclasses
+
+        cfg = _tiny(1)
+        task = dataclasses.replace(cfg.env.task, episode_length_steps=5)
+        checkpoint = train(dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, task=task)), tmp_path,
+                           show_progress=False)
+        main(["eval", "--policy", str(checkpoint), "--episodes", "3", "--json"])
+        out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert {"success_rate", "ci80_low", "ci80_high", "episodes", "mean_position_error_m",
+                "mean_orientation_error_rad"} <= set(out)
+        assert out["episodes"] == 3 and out["ci80_low"] <= out["success_rate"] <= out["ci80_high"]
+
+    def test_eval_of_an_unsupported_reference_says_so(self):
+        with pytest.raises(SystemExit, match="pretrained:push"):
+            main(["eval", "--policy", "pretrained:push"])

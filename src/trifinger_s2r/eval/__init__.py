@@ -1,0 +1,1 @@
+"""Evaluation: batched episodes, success rates with confidence intervals."""

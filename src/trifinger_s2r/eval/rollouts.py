@@ -1,0 +1,77 @@
+"""Evaluate a policy on ReposeEnv: N full episodes, judged at their last step."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from tensordict import TensorDict
+
+from trifinger_s2r.envs.repose_env import ReposeEnv
+from trifinger_s2r.eval.metrics import wilson_interval
+from trifinger_s2r.train.config import TrainConfig
+
+Policy = Callable[[TensorDict], torch.Tensor]
+MAX_PARALLEL_EPISODES = 256
+
+
+def evaluate(policy: Policy, cfg: TrainConfig, episodes: int, seed: int = 0) -> dict:
+    """Run `episodes` episodes of cfg's task (in rounds of at most 256 parallel envs) and summarise them."""
+    if episodes <= 0:
+        raise ValueError(f"episodes must be positive, got {episodes}")
+    success, pos_err, rot_err = [], [], []
+    remaining, round_index = episodes, 0
+    while remaining > 0:
+        n = min(remaining, MAX_PARALLEL_EPISODES)
+        env_cfg = dataclasses.replace(cfg.env, num_envs=n, seed=seed + 1000 * round_index)
+        log = _run_round(policy, ReposeEnv(env_cfg))
+        success.append(log["Episode/success_rate"])
+        pos_err.append(log["Episode/final_position_error_m"])
+        rot_err.append(log["Episode/final_orientation_error_rad"])
+        remaining -= n
+        round_index += 1
+    wins = int(torch.cat(success).sum())
+    low, high = wilson_interval(wins, episodes, 0.8)
+    return {
+        "success_rate": wins / episodes,
+        "ci80_low": low,
+        "ci80_high": high,
+        "ci_method": "wilson",
+        "episodes": episodes,
+        "mean_position_error_m": float(torch.cat(pos_err).mean()),
+        "mean_orientation_error_rad": float(torch.cat(rot_err).mean()),
+        "level": cfg.env.task.level,
+    }
+
+
+def _run_round(policy: Policy, env: ReposeEnv) -> dict:
+    """One synchronised episode in every env; returns the episode log of its final step."""
+    obs = env.get_observations()
+    with torch.inference_mode():
+        for _ in range(env.max_episode_length):
+            obs, _, dones, extras = env.step(policy(obs))
+    if not dones.all() or "Episode/success_rate" not in extras["log"]:
+        raise RuntimeError("evaluation episodes did not all end together (a simulation diverged?)")
+    return extras["log"]
+
+
+def checkpoint_policy(checkpoint: Path) -> tuple[Policy, TrainConfig]:
+    """The deterministic actor of an rsl_rl checkpoint and its run's config (config.json beside it)."""
+    from rsl_rl.runners import OnPolicyRunner
+
+    from trifinger_s2r.train.config import to_rsl_rl
+    from trifinger_s2r.train.trainer import CONFIG_FILE, load_config
+
+    checkpoint = Path(checkpoint)
+    config_path = checkpoint.parent / CONFIG_FILE
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"no checkpoint at {checkpoint}")
+    if not config_path.is_file():
+        raise FileNotFoundError(f"checkpoint {checkpoint} has no {CONFIG_FILE} beside it")
+    cfg = load_config(config_path)
+    probe = ReposeEnv(dataclasses.replace(cfg.env, num_envs=1))
+    runner = OnPolicyRunner(probe, to_rsl_rl(cfg), log_dir=None, device="cpu")
+    runner.load(str(checkpoint), map_location="cpu")
+    return runner.get_inference_policy("cpu"), cfg
