@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 import torch
 
@@ -83,18 +82,30 @@ def _cmd_train(args: argparse.Namespace) -> None:
     _print_result({"preset": name, "run_dir": str(run_dir), "checkpoint": str(checkpoint)}, args.json)
 
 
+def _cmd_export(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from trifinger_s2r.export.policy_bundle import export_checkpoint
+
+    out = export_checkpoint(Path(args.checkpoint), Path(args.out))
+    _print_result({"out": str(out), "files": sorted(p.name for p in out.iterdir())}, args.json)
+
+
 def _cmd_eval(args: argparse.Namespace) -> None:
     from dataclasses import replace
     from pathlib import Path
 
     from trifinger_s2r.eval.rollouts import checkpoint_policy, evaluate
+    from trifinger_s2r.export.policy_bundle import OnnxPolicy
+    from trifinger_s2r.train.trainer import config_from_dict
 
-    if args.policy.startswith("pretrained:") or Path(args.policy).is_dir():
-        raise SystemExit(
-            f"--policy {args.policy}: this version evaluates rsl_rl checkpoints (model_<it>.pt with config.json beside "
-            "it); exported policies and pretrained:NAME come with `export`"
-        )
-    policy, cfg = checkpoint_policy(Path(args.policy))
+    if args.policy.startswith("pretrained:"):
+        raise SystemExit(f"--policy {args.policy}: no pretrained policies ship with this version yet")
+    if Path(args.policy).is_dir():
+        policy = OnnxPolicy(Path(args.policy))
+        cfg = config_from_dict(policy.metadata["train_config"])
+    else:
+        policy, cfg = checkpoint_policy(Path(args.policy))
     if args.level is not None:
         cfg = replace(cfg, env=replace(cfg.env, task=replace(cfg.env.task, level=args.level)))
     _print_result(evaluate(policy, cfg, args.episodes, args.seed), args.json)
@@ -119,12 +130,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_cmd_train)
 
     evaluate = sub.add_parser("eval", help="success rate (80% Wilson interval) and final errors over N episodes")
-    evaluate.add_argument("--policy", required=True, help="a checkpoint model_<it>.pt (config.json beside it)")
+    evaluate.add_argument("--policy", required=True,
+                          help="a checkpoint model_<it>.pt (config.json beside it) or an exported policy directory")
     evaluate.add_argument("--level", type=int, choices=[-1, 1, 2, 3, 4], help="goal level (default: the run's)")
     evaluate.add_argument("--episodes", type=_positive_int, default=40)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(func=_cmd_eval)
+
+    export = sub.add_parser("export", help="write the actor as ONNX with metadata.json (a policy bundle)")
+    export.add_argument("--checkpoint", required=True, help="a checkpoint model_<it>.pt (config.json beside it)")
+    export.add_argument("--out", required=True, help="folder to write policy.onnx and metadata.json into")
+    export.add_argument("--json", action="store_true", help="print one JSON object")
+    export.set_defaults(func=_cmd_export)
 
     bench = sub.add_parser("bench", help="throughput benchmarks")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)

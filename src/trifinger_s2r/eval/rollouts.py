@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,6 +74,7 @@ def checkpoint_policy(checkpoint: Path) -> tuple[Policy, TrainConfig]:
         raise FileNotFoundError(f"checkpoint {checkpoint} has no {CONFIG_FILE} beside it")
     cfg = load_config(config_path)
     probe = ReposeEnv(dataclasses.replace(cfg.env, num_envs=1))
-    runner = OnPolicyRunner(probe, to_rsl_rl(cfg), log_dir=None, device="cpu")
+    with contextlib.redirect_stdout(io.StringIO()):  # rsl_rl prints its model summary
+        runner = OnPolicyRunner(probe, to_rsl_rl(cfg), log_dir=None, device="cpu")
     runner.load(str(checkpoint), map_location="cpu")
     return runner.get_inference_policy("cpu"), cfg

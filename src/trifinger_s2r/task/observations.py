@@ -21,7 +21,15 @@ POSITION_HIGH_M = (0.3, 0.3, 0.3)
 KEYPOINT_MARGIN_M = math.sqrt(2) * cube.EDGE_M
 """Keypoint bounds widen the position bounds by d = sqrt(2) * edge (leibnizgym's keypoint branch)."""
 
-ACTOR_OBS_SIZE = {"keypoints": 9 + 9 + 24 + 24 + 9, "pq": 9 + 9 + 7 + 7 + 9}
+ACTOR_OBS_LAYOUT = {
+    "keypoints": (("joint_pos", 9), ("joint_vel", 9), ("cube_keypoints", 24), ("goal_keypoints", 24), ("last_action", 9)),
+    "pq": (
+        ("joint_pos", 9), ("joint_vel", 9), ("cube_position", 3), ("cube_quat_xyzw", 4),
+        ("goal_position", 3), ("goal_quat_xyzw", 4), ("last_action", 9),
+    ),
+}
+"""Named slices of the actor observation, in order."""
+ACTOR_OBS_SIZE = {name: sum(size for _, size in layout) for name, layout in ACTOR_OBS_LAYOUT.items()}
 PRIVILEGED_SIZE = 6 + 3 * 13 + 9 + 3 * 6
 """Cube velocities, fingertip states (pos, quat, lin vel, ang vel), applied torques, contact wrenches."""
 CUBE_LINVEL_SCALE_MPS = 0.5

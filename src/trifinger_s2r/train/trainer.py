@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import torch
+from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rsl_rl.runners import OnPolicyRunner
 
@@ -71,7 +72,8 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, show_progress: 
         cfg = _saved_config_or(cfg, run_dir)
     save_config(cfg, run_dir)
     env = ReposeEnv(cfg.env)
-    runner = OnPolicyRunner(env, to_rsl_rl(cfg), log_dir=str(run_dir), device=cfg.env.device)
+    with contextlib.redirect_stdout(io.StringIO()):  # rsl_rl prints its model summary; stdout is for results
+        runner = OnPolicyRunner(env, to_rsl_rl(cfg), log_dir=str(run_dir), device=cfg.env.device)
     start = 0
     if checkpoint is not None:
         runner.load(str(checkpoint))
@@ -82,11 +84,13 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, show_progress: 
         return checkpoint
     steps_per_iteration = cfg.env.num_envs * cfg.num_steps_per_env
     columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not show_progress) as progress:
+    console = Console(stderr=True)  # progress on stderr, so stdout carries only results
+    with Progress(*columns, console=console, disable=not show_progress) as progress:
         task_id = progress.add_task("starting", total=cfg.max_iterations, completed=start)
         log = _ProgressLog(runner, progress, task_id, steps_per_iteration)
         runner.logger.log = log
-        runner.learn(num_learning_iterations=remaining)
+        with contextlib.redirect_stdout(io.StringIO()):
+            runner.learn(num_learning_iterations=remaining)
     (run_dir / "progress.json").write_text(json.dumps(log.history))
     return latest_checkpoint(run_dir)
 
@@ -101,11 +105,16 @@ def _saved_config_or(cfg: TrainConfig, run_dir: Path) -> TrainConfig:
 
 def load_config(path: Path) -> TrainConfig:
     """Rebuild a TrainConfig from its saved JSON."""
+    return config_from_dict(json.loads(Path(path).read_text()))
+
+
+def config_from_dict(raw: dict) -> TrainConfig:
+    """Rebuild a TrainConfig from `dataclasses.asdict` output."""
     from trifinger_s2r.envs.repose_env import EnvConfig
     from trifinger_s2r.task.config import CameraConfig, RandomizationConfig, RewardWeights, TaskConfig, Uniform
     from trifinger_s2r.train.config import ModelConfig, PPOConfig
 
-    raw = json.loads(Path(path).read_text())
+    raw = json.loads(json.dumps(raw))  # a deep copy we may edit
     dr = raw["env"]["task"]["randomization"]
     camera = dr.pop("camera")
     camera["delay_s"] = Uniform(**camera["delay_s"])

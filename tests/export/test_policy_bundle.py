@@ -1,0 +1,63 @@
+"""Export: ONNX Runtime and torch agree; the bundle evaluates; bad bundles are named."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from trifinger_s2r.cli import main
+from trifinger_s2r.eval.rollouts import checkpoint_policy
+from trifinger_s2r.export.policy_bundle import METADATA_FILE, OnnxPolicy, export_checkpoint, read_metadata
+from trifinger_s2r.train.config import preset
+from trifinger_s2r.train.trainer import train
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    cfg = preset("push-cpu")
+    task = dataclasses.replace(cfg.env.task, episode_length_steps=5)
+    env = dataclasses.replace(cfg.env, num_envs=8, num_threads=1, task=task)
+    cfg = dataclasses.replace(cfg, env=env, num_steps_per_env=4, max_iterations=2, save_interval=1)
+    return train(cfg, tmp_path_factory.mktemp("run"), show_progress=False)
+
+
+class TestExport:
+    def test_onnx_runtime_and_torch_agree(self, checkpoint, tmp_path):
+        """The exported actor (with its normaliser) gives torch's actions to 1e-5 on the same observations."""
+        bundle = export_checkpoint(checkpoint, tmp_path / "bundle")
+        torch_policy, cfg = checkpoint_policy(checkpoint)
+        obs = torch.randn(16, 75, generator=torch.Generator().manual_seed(0))
+        from tensordict import TensorDict
+
+        expected = torch_policy(TensorDict({"policy": obs}, batch_size=[16])).detach().numpy()
+        np.testing.assert_allclose(OnnxPolicy(bundle)(obs).numpy(), expected, atol=1e-5)
+
+    def test_metadata_describes_the_policy(self, checkpoint, tmp_path):
+        meta = read_metadata(export_checkpoint(checkpoint, tmp_path / "bundle"))
+        assert meta["obs_type"] == "keypoints" and meta["obs_size"] == 75 and meta["action_size"] == 9
+        assert sum(item["size"] for item in meta["obs_layout"]) == 75
+        assert meta["rates_hz"] == {"robot": 1000, "policy": 50, "camera": 10}
+        assert meta["action"]["torque_limit_nm"] == pytest.approx(0.396)
+        assert meta["task"]["level"] == 1
+
+    def test_cli_export_then_eval_of_the_bundle(self, checkpoint, tmp_path, capsys):
+        main(["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "b"), "--json"])
+        assert json.loads(capsys.readouterr().out)["files"] == ["metadata.json", "policy.onnx"]
+        main(["eval", "--policy", str(tmp_path / "b"), "--episodes", "2", "--json"])
+        assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["episodes"] == 2
+
+    def test_mismatched_metadata_is_named(self, checkpoint, tmp_path):
+        bundle = export_checkpoint(checkpoint, tmp_path / "bundle")
+        meta = json.loads((bundle / METADATA_FILE).read_text())
+        meta["obs_size"] = 41
+        (bundle / METADATA_FILE).write_text(json.dumps(meta))
+        with pytest.raises(ValueError, match="takes 75 observation values, metadata says obs_size 41"):
+            OnnxPolicy(bundle)
+
+    def test_folder_without_metadata_is_not_a_bundle(self, tmp_path):
+        with pytest.raises(FileNotFoundError, match="not a policy bundle"):
+            read_metadata(tmp_path)
