@@ -35,3 +35,9 @@ def test_negative_env_count_is_a_usage_error():
 def test_unknown_backend_lists_the_choices():
     with pytest.raises(SystemExit):
         main(["bench", "env", "--backend", "physx"])
+
+
+def test_bench_train_prints_samples_per_second(capsys):
+    main(["bench", "train", "--num-envs", "4", "--iterations", "1", "--json"])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["train_samples_per_s"] > 0 and result["iterations_timed"] == 1

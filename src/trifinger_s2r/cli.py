@@ -48,6 +48,14 @@ def _cmd_bench_env(args: argparse.Namespace) -> None:
     _print_result(run(cfg), args.json)
 
 
+def _cmd_bench_train(args: argparse.Namespace) -> None:
+    from trifinger_s2r.bench.train_bench import TrainBenchConfig, run
+
+    cfg = TrainBenchConfig(preset=args.preset, iterations=args.iterations, num_envs=args.num_envs,
+                           torch_threads=args.torch_threads or 0, paper_networks=args.paper_networks)
+    _print_result(run(cfg), args.json)
+
+
 def _cmd_bench_pybullet(args: argparse.Namespace) -> None:
     from trifinger_s2r.bench.pybullet_bench import PybulletBenchConfig, run
 
@@ -157,6 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     env.add_argument("--seed", type=int, default=0)
     env.add_argument("--json", action="store_true", help="print one JSON object")
     env.set_defaults(func=_cmd_bench_env)
+    tr = bench_sub.add_parser("train", help="end-to-end training samples per second (env + inference + PPO)")
+    tr.add_argument("--preset", choices=["push-cpu", "repose-cpu", "repose-gpu"], default="push-cpu")
+    tr.add_argument("--iterations", type=_positive_int, default=4, help="timed iterations (after one warm-up)")
+    tr.add_argument("--num-envs", type=_positive_int)
+    tr.add_argument("--paper-networks", action="store_true", help="the paper's MLP sizes instead of the preset's")
+    tr.add_argument("--json", action="store_true", help="print one JSON object")
+    tr.set_defaults(func=_cmd_bench_train)
     pyb = bench_sub.add_parser("pybullet", help="the official PyBullet TriFinger platform, policy steps per second")
     pyb.add_argument("--steps", type=_positive_int, default=100, help="timed policy steps")
     pyb.add_argument("--seed", type=int, default=0)

@@ -49,7 +49,10 @@ class _ProgressLog:
             self.original(**kwargs)
         it = kwargs["it"] + 1
         seconds = kwargs["collect_time"] + kwargs["learn_time"]
-        self.history.append({"iteration": it, "success_rate": rate, "steps_per_s": self.steps_per_iteration / seconds})
+        self.history.append({
+            "iteration": it, "success_rate": rate, "steps_per_s": self.steps_per_iteration / seconds,
+            "collect_s": kwargs["collect_time"], "learn_s": kwargs["learn_time"],
+        })
         self.progress.update(
             self.task_id,
             completed=it,
