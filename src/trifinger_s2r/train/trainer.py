@@ -74,6 +74,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, show_progress: 
     if resume:
         cfg = _saved_config_or(cfg, run_dir)
     save_config(cfg, run_dir)
+    torch.manual_seed(cfg.env.seed)  # network initialisation and action sampling
     env = ReposeEnv(cfg.env)
     with contextlib.redirect_stdout(io.StringIO()):  # rsl_rl prints its model summary; stdout is for results
         runner = OnPolicyRunner(env, to_rsl_rl(cfg), log_dir=str(run_dir), device=cfg.env.device)
