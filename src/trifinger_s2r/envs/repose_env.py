@@ -173,7 +173,7 @@ class ReposeEnv(VecEnv):
         pos_err, rot_err, success = self._errors(state)
         time_outs = self.episode_length_buf >= self.max_episode_length
         dones = time_outs | nonfinite
-        log = self._episode_log(dones, time_outs, nonfinite, pos_err, rot_err, success)
+        log = self._episode_log(time_outs, nonfinite, pos_err, rot_err, success)
 
         done_ids = torch.nonzero(dones).flatten()
         self._reset_envs(done_ids)
@@ -231,7 +231,7 @@ class ReposeEnv(VecEnv):
             sums = self.episode_reward_sums.setdefault(name, torch.zeros(self.num_envs, device=self.device))
             sums += torch.where(nonfinite, torch.zeros_like(value), torch.nan_to_num(value))
 
-    def _episode_log(self, dones, time_outs, nonfinite, pos_err, rot_err, success) -> dict[str, torch.Tensor]:
+    def _episode_log(self, time_outs, nonfinite, pos_err, rot_err, success) -> dict[str, torch.Tensor]:
         """Per-episode values of the episodes that ended this step (rsl_rl averages them over an iteration)."""
         self.nonfinite_resets += int(nonfinite.sum())
         log: dict[str, torch.Tensor | float] = {"Env/nonfinite_resets_total": float(self.nonfinite_resets)}
