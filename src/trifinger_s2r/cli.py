@@ -73,7 +73,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from dataclasses import replace
     from pathlib import Path
 
-    from trifinger_s2r.train.config import preset, with_overrides
+    from trifinger_s2r.train.config import apply_overrides, preset, with_overrides
     from trifinger_s2r.train.trainer import train
 
     name = args.preset or _default_preset()
@@ -83,8 +83,13 @@ def _cmd_train(args: argparse.Namespace) -> None:
         replace(cfg, env=replace(cfg.env, **env_overrides)),
         max_iterations=args.max_iterations,
         save_interval=args.save_interval,
+        max_minutes=args.max_minutes,
         torch_threads=args.torch_threads,
     )
+    try:
+        cfg = apply_overrides(cfg, args.set)
+    except ValueError as err:
+        raise SystemExit(f"trifinger-s2r train: {err}") from None
     run_dir = Path(args.resume or args.run_dir or f"runs/{name}")
     checkpoint = train(cfg, run_dir, resume=args.resume is not None, show_progress=not args.json)
     _print_result({"preset": name, "run_dir": str(run_dir), "checkpoint": str(checkpoint)}, args.json)
@@ -105,7 +110,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
 
     from trifinger_s2r.eval.rollouts import checkpoint_policy, evaluate
     from trifinger_s2r.export.policy_bundle import OnnxPolicy
-    from trifinger_s2r.train.trainer import config_from_dict
+    from trifinger_s2r.train.config import config_from_dict
 
     if args.policy.startswith("pretrained:"):
         raise SystemExit(f"--policy {args.policy}: no pretrained policies ship with this version yet")
@@ -134,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-iterations", type=_positive_int)
     train.add_argument("--save-interval", type=_positive_int)
     train.add_argument("--seed", type=int)
+    train.add_argument("--max-minutes", type=float,
+                       help="wall-clock budget: stop after the iteration that crosses it, with a checkpoint")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override any config field by its dotted name, e.g. ppo.learning_rate=1e-3 or "
+                            "env.task.randomization.camera.enabled=false (repeatable; see config.json for the keys)")
     train.add_argument("--json", action="store_true", help="no progress bar; print one JSON object at the end")
     train.set_defaults(func=_cmd_train)
 

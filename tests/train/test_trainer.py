@@ -8,7 +8,7 @@ import json
 import pytest
 
 from trifinger_s2r.cli import main
-from trifinger_s2r.train.config import PRESETS, preset, to_rsl_rl
+from trifinger_s2r.train.config import PRESETS, apply_overrides, config_keys, preset, to_rsl_rl
 from trifinger_s2r.train.trainer import latest_checkpoint, load_config, train
 
 
@@ -27,7 +27,14 @@ class TestTrainResume:
         second = train(_tiny(5), tmp_path, resume=True, show_progress=False)
         assert second.name == "model_4.pt" and latest_checkpoint(tmp_path) == second
         progress = json.loads((tmp_path / "progress.json").read_text())
-        assert [p["iteration"] for p in progress] == [4, 5]
+        assert [p["iteration"] for p in progress] == [1, 2, 3, 4, 5]
+
+    def test_a_spent_wall_clock_budget_stops_with_a_checkpoint(self, tmp_path):
+        """A budget shorter than one iteration ends the run after its first iteration, checkpoint saved."""
+        cfg = dataclasses.replace(_tiny(50), max_minutes=1e-6)
+        assert train(cfg, tmp_path, show_progress=False).name == "model_0.pt"
+        progress = json.loads((tmp_path / "progress.json").read_text())
+        assert len(progress) == 1 and progress[0]["env_steps"] == 8 * 4
 
     def test_resume_without_checkpoint_names_the_folder(self, tmp_path):
         with pytest.raises(FileNotFoundError, match=str(tmp_path)):
@@ -44,6 +51,34 @@ class TestConfig:
     def test_unknown_preset_names_the_valid_ones(self):
         with pytest.raises(ValueError, match="push-cpu"):
             preset("walk")
+
+    def test_overrides_reach_nested_fields_with_their_types(self):
+        cfg = apply_overrides(preset("push-cpu"), [
+            "ppo.learning_rate=1e-3", "env.task.randomization.camera.enabled=false", "model.actor_hidden_dims=[64, 32]",
+            "env.task.randomization.cube_scale.high=1.1", "env.task.obs_type=pq", "ppo.gamma=1",
+        ])
+        assert cfg.ppo.learning_rate == 1e-3 and cfg.ppo.gamma == 1.0 and isinstance(cfg.ppo.gamma, float)
+        assert cfg.env.task.randomization.camera.enabled is False
+        assert cfg.model.actor_hidden_dims == (64, 32) and cfg.env.task.obs_type == "pq"
+        assert cfg.env.task.randomization.cube_scale.high == 1.1
+
+    @pytest.mark.parametrize("assignment, message", [
+        ("ppo.lr=1", "unknown key 'ppo.lr'.*ppo.learning_rate"),
+        ("ppo.learning_rate=fast", "takes a float"),
+        ("env.task.randomization.enabled=1", "true or false"),
+        ("env.task=3", "unknown key"),
+        ("learning_rate", "KEY=VALUE"),
+        ("env.task.obs_type=pixels", "unknown obs_type"),
+    ])
+    def test_bad_overrides_name_the_problem(self, assignment, message):
+        with pytest.raises(ValueError, match=message):
+            apply_overrides(preset("push-cpu"), [assignment])
+
+    def test_every_documented_key_is_settable(self):
+        cfg = preset("push-cpu")
+        assert "env.task.rewards.keypoint_pose" in config_keys(cfg)
+        assert all(apply_overrides(cfg, [f"{key}={json.dumps(value)}"]) == cfg
+                   for key, value in [("max_iterations", 300), ("env.task.level", 1)])
 
     def test_cli_train_runs_a_tiny_budget(self, tmp_path, capsys):
         main(["train", "--preset", "push-cpu", "--num-envs", "4", "--max-iterations", "1",

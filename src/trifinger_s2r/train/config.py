@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 from trifinger_s2r.envs.repose_env import EnvConfig
-from trifinger_s2r.task.config import TaskConfig
+from trifinger_s2r.task.config import CameraConfig, RandomizationConfig, RewardWeights, TaskConfig, Uniform
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,9 @@ class TrainConfig:
     max_iterations: int = 1000
     save_interval: int = 50
     """Iterations between checkpoints (a killed run loses at most this many)."""
+    max_minutes: float = 0.0
+    """Wall-clock budget of one `train` call (0: none): the run stops after the iteration that crosses it and saves
+    a checkpoint; `--resume` continues from there."""
     torch_threads: int = 0
     """Learner threads (0: all cores). Rollout and PPO update run one after the other, so the learner can have every
     core: on the 2-core machine 2 threads gave 1.6x the samples/s of 1 (docs/benchmarks.md)."""
@@ -58,6 +63,8 @@ class TrainConfig:
         for name in ("num_steps_per_env", "max_iterations", "save_interval"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.max_minutes < 0:
+            raise ValueError(f"max_minutes must be >= 0 (0: no limit), got {self.max_minutes}")
         if self.torch_threads < 0:
             raise ValueError(f"torch_threads must be >= 0 (0: all cores), got {self.torch_threads}")
 
@@ -105,6 +112,80 @@ def preset(name: str) -> TrainConfig:
 def with_overrides(cfg: TrainConfig, **overrides) -> TrainConfig:
     """A copy with top-level fields replaced (None values are ignored)."""
     return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def load_config(path: Path) -> TrainConfig:
+    """Rebuild a TrainConfig from its saved JSON."""
+    return config_from_dict(json.loads(Path(path).read_text()))
+
+
+def config_from_dict(raw: dict) -> TrainConfig:
+    """Rebuild a TrainConfig from `dataclasses.asdict` output."""
+    raw = json.loads(json.dumps(raw))  # a deep copy we may edit
+    dr = raw["env"]["task"]["randomization"]
+    camera = dr.pop("camera")
+    camera["delay_s"] = Uniform(**camera["delay_s"])
+    uniforms = {k: Uniform(**v) if isinstance(v, dict) else v for k, v in dr.items()}
+    task = raw["env"]["task"]
+    task["safety_kd"] = tuple(task["safety_kd"])
+    task["rewards"] = RewardWeights(**task["rewards"])
+    task["randomization"] = RandomizationConfig(camera=CameraConfig(**camera), **uniforms)
+    env = dict(raw["env"], task=TaskConfig(**task))
+    model = {k: tuple(v) if isinstance(v, list) else v for k, v in raw["model"].items()}
+    return TrainConfig(
+        env=EnvConfig(**env),
+        ppo=PPOConfig(**raw["ppo"]),
+        model=ModelConfig(**model),
+        **{k: v for k, v in raw.items() if k not in ("env", "ppo", "model")},
+    )
+
+
+def config_keys(cfg: TrainConfig) -> list[str]:
+    """Every settable dotted key of cfg (the names `train --set` accepts)."""
+
+    def walk(node: dict, prefix: str) -> list[str]:
+        keys = []
+        for name, value in node.items():
+            key = f"{prefix}{name}"
+            keys += walk(value, key + ".") if isinstance(value, dict) else [key]
+        return keys
+
+    return walk(asdict(cfg), "")
+
+
+def _parse_value(key: str, text: str, current):
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = text
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{key} takes true or false, got {text!r}")
+    elif isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    elif isinstance(current, (list, tuple)):
+        if not isinstance(value, list):
+            raise ValueError(f"{key} takes a JSON list like {json.dumps(list(current))}, got {text!r}")
+    elif type(value) is not type(current):
+        raise ValueError(f"{key} takes a {type(current).__name__}, got {text!r}")
+    return value
+
+
+def apply_overrides(cfg: TrainConfig, assignments: list[str]) -> TrainConfig:
+    """cfg with each 'dotted.key=value' applied (values are JSON: 3e-4, true, [256, 128], or a bare string)."""
+    raw = asdict(cfg)
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        if not sep:
+            raise ValueError(f"--set {assignment!r}: expected KEY=VALUE, e.g. ppo.learning_rate=1e-3")
+        *parents, leaf = key.split(".")
+        node = raw
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or leaf not in node or isinstance(node[leaf], dict):
+            raise ValueError(f"--set: unknown key {key!r}; valid keys: {', '.join(config_keys(cfg))}")
+        node[leaf] = _parse_value(key, text, node[leaf])
+    return config_from_dict(raw)
 
 
 def to_rsl_rl(cfg: TrainConfig) -> dict:

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import torch
@@ -16,7 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rsl_rl.runners import OnPolicyRunner
 
 from trifinger_s2r.envs.repose_env import ReposeEnv
-from trifinger_s2r.train.config import TrainConfig, to_rsl_rl
+from trifinger_s2r.train.config import TrainConfig, load_config, to_rsl_rl
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_PATTERN = re.compile(r"model_(\d+)\.pt$")
@@ -33,25 +34,37 @@ def save_config(cfg: TrainConfig, run_dir: Path) -> None:
     (run_dir / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
 
 
-class _ProgressLog:
-    """Wraps the rsl_rl logger's per-iteration `log`: silences its console block, drives a progress bar."""
+class _OutOfTime(Exception):
+    """Raised from the per-iteration hook when the wall-clock budget is spent (after that iteration's update)."""
 
-    def __init__(self, runner: OnPolicyRunner, progress: Progress, task_id, steps_per_iteration: int) -> None:
+
+class _ProgressLog:
+    """Wraps the rsl_rl logger's per-iteration `log`: silences its console block, drives a progress bar, and ends
+    the run when its wall-clock budget is spent."""
+
+    def __init__(
+        self, runner: OnPolicyRunner, progress: Progress, task_id, steps_per_iteration: int, deadline_s: float
+    ) -> None:
         self.runner, self.progress, self.task_id = runner, progress, task_id
         self.steps_per_iteration = steps_per_iteration
+        self.deadline_s = deadline_s
         self.original = runner.logger.log
         self.history: list[dict] = []
+        self.started_s = time.monotonic()
 
     def __call__(self, **kwargs) -> None:
-        success = [e["Episode/success_rate"] for e in self.runner.logger.ep_extras if "Episode/success_rate" in e]
-        rate = float(torch.cat(success).mean()) if success else float("nan")
+        rate = self._episode_mean("Episode/success_rate")
+        position_error_m = self._episode_mean("Episode/final_position_error_m")
         with contextlib.redirect_stdout(io.StringIO()):
             self.original(**kwargs)
         it = kwargs["it"] + 1
         seconds = kwargs["collect_time"] + kwargs["learn_time"]
         self.history.append({
-            "iteration": it, "success_rate": rate, "steps_per_s": self.steps_per_iteration / seconds,
+            "iteration": it, "env_steps": it * self.steps_per_iteration, "success_rate": rate,
+            "final_position_error_m": position_error_m,
+            "steps_per_s": self.steps_per_iteration / seconds,
             "collect_s": kwargs["collect_time"], "learn_s": kwargs["learn_time"],
+            "wall_s": time.monotonic() - self.started_s,
         })
         self.progress.update(
             self.task_id,
@@ -62,10 +75,18 @@ class _ProgressLog:
                 + ("-" if rate != rate else f"{rate:.0%}")
             ),
         )
+        if time.monotonic() >= self.deadline_s:
+            raise _OutOfTime
+
+    def _episode_mean(self, key: str) -> float:
+        """Mean of an episode-end statistic over the episodes that ended this iteration (nan if none did)."""
+        values = [e[key].reshape(-1) for e in self.runner.logger.ep_extras if key in e]
+        return float(torch.cat(values).float().mean()) if values else float("nan")
 
 
 def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, show_progress: bool = True) -> Path:
     """Run (or continue) training into run_dir; returns the final checkpoint's path."""
+    deadline_s = time.monotonic() + cfg.max_minutes * 60.0 if cfg.max_minutes else float("inf")
     torch.set_num_threads(cfg.torch_threads or os.cpu_count() or 1)
     run_dir = Path(run_dir)
     checkpoint = latest_checkpoint(run_dir) if resume else None
@@ -91,12 +112,23 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, show_progress: 
     console = Console(stderr=True)  # progress on stderr, so stdout carries only results
     with Progress(*columns, console=console, disable=not show_progress) as progress:
         task_id = progress.add_task("starting", total=cfg.max_iterations, completed=start)
-        log = _ProgressLog(runner, progress, task_id, steps_per_iteration)
+        log = _ProgressLog(runner, progress, task_id, steps_per_iteration, deadline_s)
         runner.logger.log = log
-        with contextlib.redirect_stdout(io.StringIO()):
-            runner.learn(num_learning_iterations=remaining)
-    (run_dir / "progress.json").write_text(json.dumps(log.history))
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                runner.learn(num_learning_iterations=remaining)
+        except _OutOfTime:
+            runner.save(str(run_dir / f"model_{runner.current_learning_iteration}.pt"))
+            runner.logger.stop_logging_writer()
+    _write_progress(run_dir, log.history, appended=checkpoint is not None)
     return latest_checkpoint(run_dir)
+
+
+def _write_progress(run_dir: Path, history: list[dict], appended: bool) -> None:
+    """progress.json: one entry per iteration, a resumed run's entries after its predecessors'."""
+    path = run_dir / "progress.json"
+    earlier = json.loads(path.read_text()) if appended and path.exists() else []
+    path.write_text(json.dumps(earlier + history))
 
 
 def _saved_config_or(cfg: TrainConfig, run_dir: Path) -> TrainConfig:
@@ -104,34 +136,4 @@ def _saved_config_or(cfg: TrainConfig, run_dir: Path) -> TrainConfig:
     path = run_dir / CONFIG_FILE
     if not path.exists():
         return cfg
-    return dataclasses.replace(load_config(path), max_iterations=cfg.max_iterations)
-
-
-def load_config(path: Path) -> TrainConfig:
-    """Rebuild a TrainConfig from its saved JSON."""
-    return config_from_dict(json.loads(Path(path).read_text()))
-
-
-def config_from_dict(raw: dict) -> TrainConfig:
-    """Rebuild a TrainConfig from `dataclasses.asdict` output."""
-    from trifinger_s2r.envs.repose_env import EnvConfig
-    from trifinger_s2r.task.config import CameraConfig, RandomizationConfig, RewardWeights, TaskConfig, Uniform
-    from trifinger_s2r.train.config import ModelConfig, PPOConfig
-
-    raw = json.loads(json.dumps(raw))  # a deep copy we may edit
-    dr = raw["env"]["task"]["randomization"]
-    camera = dr.pop("camera")
-    camera["delay_s"] = Uniform(**camera["delay_s"])
-    uniforms = {k: Uniform(**v) if isinstance(v, dict) else v for k, v in dr.items()}
-    task = raw["env"]["task"]
-    task["safety_kd"] = tuple(task["safety_kd"])
-    task["rewards"] = RewardWeights(**task["rewards"])
-    task["randomization"] = RandomizationConfig(camera=CameraConfig(**camera), **uniforms)
-    env = dict(raw["env"], task=TaskConfig(**task))
-    model = {k: tuple(v) if isinstance(v, list) else v for k, v in raw["model"].items()}
-    return TrainConfig(
-        env=EnvConfig(**env),
-        ppo=PPOConfig(**raw["ppo"]),
-        model=ModelConfig(**model),
-        **{k: v for k, v in raw.items() if k not in ("env", "ppo", "model")},
-    )
+    return dataclasses.replace(load_config(path), max_iterations=cfg.max_iterations, max_minutes=cfg.max_minutes)
