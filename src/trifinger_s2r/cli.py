@@ -74,6 +74,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from trifinger_s2r.train.config import apply_overrides, preset, with_overrides
+    from trifinger_s2r.train.distributed import process_group_from_env
     from trifinger_s2r.train.trainer import train
 
     name = args.preset or _default_preset()
@@ -92,7 +93,11 @@ def _cmd_train(args: argparse.Namespace) -> None:
         raise SystemExit(f"trifinger-s2r train: {err}") from None
     run_dir = Path(args.resume or args.run_dir or f"runs/{name}")
     checkpoint = train(cfg, run_dir, resume=args.resume is not None, show_progress=not args.json)
-    _print_result({"preset": name, "run_dir": str(run_dir), "checkpoint": str(checkpoint)}, args.json)
+    group = process_group_from_env()
+    if group.is_main:
+        result = {"preset": name, "run_dir": str(run_dir), "checkpoint": str(checkpoint),
+                  "world_size": group.world_size}
+        _print_result(result, args.json)
 
 
 def _cmd_export(args: argparse.Namespace) -> None:

@@ -18,6 +18,15 @@ from rsl_rl.runners import OnPolicyRunner
 
 from trifinger_s2r.envs.repose_env import ReposeEnv
 from trifinger_s2r.train.config import TrainConfig, load_config, to_rsl_rl
+from trifinger_s2r.train.distributed import (
+    DistributedRunner,
+    ProcessGroup,
+    any_rank,
+    device_for,
+    end_process_group,
+    parameters_agree,
+    process_group_from_env,
+)
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_PATTERN = re.compile(r"model_(\d+)\.pt$")
@@ -43,11 +52,17 @@ class _ProgressLog:
     the run when its wall-clock budget is spent."""
 
     def __init__(
-        self, runner: OnPolicyRunner, progress: Progress, task_id, steps_per_iteration: int, deadline_s: float
+        self,
+        runner: OnPolicyRunner,
+        progress: Progress,
+        task_id,
+        steps_per_iteration: int,
+        deadline_s: float,
+        group: ProcessGroup,
     ) -> None:
         self.runner, self.progress, self.task_id = runner, progress, task_id
         self.steps_per_iteration = steps_per_iteration
-        self.deadline_s = deadline_s
+        self.deadline_s, self.group = deadline_s, group
         self.original = runner.logger.log
         self.history: list[dict] = []
         self.started_s = time.monotonic()
@@ -75,7 +90,7 @@ class _ProgressLog:
                 + ("-" if rate != rate else f"{rate:.0%}")
             ),
         )
-        if time.monotonic() >= self.deadline_s:
+        if any_rank(time.monotonic() >= self.deadline_s, self.group, str(self.runner.device)):
             raise _OutOfTime
 
     def _episode_mean(self, key: str) -> float:
@@ -85,43 +100,68 @@ class _ProgressLog:
 
 
 def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, show_progress: bool = True) -> Path:
-    """Run (or continue) training into run_dir; returns the final checkpoint's path."""
+    """Run (or continue) training into run_dir; returns the final checkpoint's path.
+
+    Under torchrun every process runs this: each steps its own envs (seed + rank), gradients are averaged, and
+    only rank 0 writes the config, checkpoints, logs and progress.
+    """
     deadline_s = time.monotonic() + cfg.max_minutes * 60.0 if cfg.max_minutes else float("inf")
-    torch.set_num_threads(cfg.torch_threads or os.cpu_count() or 1)
+    group = process_group_from_env()
+    torch.set_num_threads(cfg.torch_threads or max(1, (os.cpu_count() or 1) // group.world_size))
     run_dir = Path(run_dir)
     checkpoint = latest_checkpoint(run_dir) if resume else None
     if resume and checkpoint is None:
         raise FileNotFoundError(f"--resume: no model_*.pt checkpoint in {run_dir}")
     if resume:
         cfg = _saved_config_or(cfg, run_dir)
-    save_config(cfg, run_dir)
-    torch.manual_seed(cfg.env.seed)  # network initialisation and action sampling
-    env = ReposeEnv(cfg.env)
-    with contextlib.redirect_stdout(io.StringIO()):  # rsl_rl prints its model summary; stdout is for results
-        runner = OnPolicyRunner(env, to_rsl_rl(cfg), log_dir=str(run_dir), device=cfg.env.device)
+    if group.is_main:
+        save_config(cfg, run_dir)
+    runner = _make_runner(cfg, run_dir, group)
     start = 0
     if checkpoint is not None:
         runner.load(str(checkpoint))
         start = runner.current_learning_iteration + 1
         runner.current_learning_iteration = start
-    remaining = cfg.max_iterations - start
-    if remaining <= 0:
+    if cfg.max_iterations - start <= 0:
+        end_process_group(group)
         return checkpoint
-    steps_per_iteration = cfg.env.num_envs * cfg.num_steps_per_env
+    history = _learn(runner, cfg, start, group, deadline_s, show_progress and group.is_main)
+    agree = parameters_agree(runner.alg.actor, group)
+    end_process_group(group)
+    if not agree:
+        raise RuntimeError("distributed training: the processes' actor weights diverged")
+    if group.is_main:
+        _write_progress(run_dir, history, appended=checkpoint is not None)
+    return latest_checkpoint(run_dir)
+
+
+def _make_runner(cfg: TrainConfig, run_dir: Path, group: ProcessGroup) -> DistributedRunner:
+    env_cfg = dataclasses.replace(cfg.env, seed=cfg.env.seed + group.rank, device=device_for(cfg.env.device, group))
+    torch.manual_seed(env_cfg.seed)  # network initialisation (rank 0's is broadcast) and action sampling
+    env = ReposeEnv(env_cfg)
+    with contextlib.redirect_stdout(io.StringIO()):  # rsl_rl prints its model summary; stdout is for results
+        return DistributedRunner(env, to_rsl_rl(cfg), log_dir=str(run_dir), device=env_cfg.device)
+
+
+def _learn(
+    runner: DistributedRunner, cfg: TrainConfig, start: int, group: ProcessGroup, deadline_s: float, show: bool
+) -> list[dict]:
+    """rsl_rl's learning loop under a progress bar and the wall-clock budget; the per-iteration history."""
+    steps_per_iteration = cfg.env.num_envs * cfg.num_steps_per_env * group.world_size
     columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     console = Console(stderr=True)  # progress on stderr, so stdout carries only results
-    with Progress(*columns, console=console, disable=not show_progress) as progress:
+    with Progress(*columns, console=console, disable=not show) as progress:
         task_id = progress.add_task("starting", total=cfg.max_iterations, completed=start)
-        log = _ProgressLog(runner, progress, task_id, steps_per_iteration, deadline_s)
+        log = _ProgressLog(runner, progress, task_id, steps_per_iteration, deadline_s, group)
         runner.logger.log = log
         try:
             with contextlib.redirect_stdout(io.StringIO()):
-                runner.learn(num_learning_iterations=remaining)
+                runner.learn(num_learning_iterations=cfg.max_iterations - start)
         except _OutOfTime:
-            runner.save(str(run_dir / f"model_{runner.current_learning_iteration}.pt"))
+            if group.is_main:
+                runner.save(str(Path(runner.logger.log_dir) / f"model_{runner.current_learning_iteration}.pt"))
             runner.logger.stop_logging_writer()
-    _write_progress(run_dir, log.history, appended=checkpoint is not None)
-    return latest_checkpoint(run_dir)
+    return log.history
 
 
 def _write_progress(run_dir: Path, history: list[dict], appended: bool) -> None:
