@@ -111,22 +111,40 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
 def _cmd_eval(args: argparse.Namespace) -> None:
     from dataclasses import replace
-    from pathlib import Path
 
-    from trifinger_s2r.eval.rollouts import checkpoint_policy, evaluate
-    from trifinger_s2r.export.policy_bundle import OnnxPolicy
-    from trifinger_s2r.train.config import config_from_dict
+    from trifinger_s2r.eval.rollouts import evaluate, load_policy
 
-    if args.policy.startswith("pretrained:"):
-        raise SystemExit(f"--policy {args.policy}: no pretrained policies ship with this version yet")
-    if Path(args.policy).is_dir():
-        policy = OnnxPolicy(Path(args.policy))
-        cfg = config_from_dict(policy.metadata["train_config"])
-    else:
-        policy, cfg = checkpoint_policy(Path(args.policy))
+    try:
+        policy, cfg = load_policy(args.policy)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"--policy {args.policy}: {err}") from None
     if args.level is not None:
         cfg = replace(cfg, env=replace(cfg.env, task=replace(cfg.env.task, level=args.level)))
     _print_result(evaluate(policy, cfg, args.episodes, args.seed), args.json)
+
+
+def _cmd_deploy(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from trifinger_s2r.deploy.platform import PyBulletRobot, RealRobot
+    from trifinger_s2r.deploy.session import DeployConfig, run_deployment
+    from trifinger_s2r.deploy.tracker import TrackerConfig
+    from trifinger_s2r.export.policy_bundle import OnnxPolicy, bundle_dir
+
+    try:
+        policy = OnnxPolicy(bundle_dir(args.policy))
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"--policy {args.policy}: {err}") from None
+    if args.platform == "pybullet":
+        robot = PyBulletRobot(tracker=TrackerConfig(enabled=not args.no_tracker_noise), seed=args.seed)
+    else:
+        robot = RealRobot()
+    cfg = DeployConfig(episodes=args.episodes, level=args.level, seed=args.seed,
+                       episode_length_steps=args.episode_length)
+    log_dir = Path(args.log_dir) if args.log_dir else None
+    video = Path(args.video) if args.video else None
+    summary = run_deployment(policy, policy.metadata, robot, cfg, log_dir, args.policy, video_path=video)
+    _print_result(summary, args.json)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,12 +172,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("eval", help="success rate (80% Wilson interval) and final errors over N episodes")
     evaluate.add_argument("--policy", required=True,
-                          help="a checkpoint model_<it>.pt (config.json beside it) or an exported policy directory")
+                          help="a checkpoint model_<it>.pt (config.json beside it), an exported policy directory, "
+                               "or pretrained:NAME (a policy shipped with the package)")
     evaluate.add_argument("--level", type=int, choices=[-1, 1, 2, 3, 4], help="goal level (default: the run's)")
     evaluate.add_argument("--episodes", type=_positive_int, default=40)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(func=_cmd_eval)
+
+    deploy = sub.add_parser("deploy", help="run an exported policy through the robot interface (1 kHz robot, "
+                                           "50 Hz policy, 10 Hz camera) on PyBullet or a real TriFinger")
+    deploy.add_argument("--policy", required=True, help="an exported policy directory or pretrained:NAME")
+    deploy.add_argument("--platform", choices=["pybullet", "real"], default="pybullet",
+                        help="pybullet: trifinger_simulation's TriFingerPlatform; real: robot_fingers' front end")
+    deploy.add_argument("--level", type=int, choices=[-1, 1, 2, 3, 4], help="goal level (default: the policy's)")
+    deploy.add_argument("--episodes", type=_positive_int, default=40)
+    deploy.add_argument("--seed", type=int, default=0)
+    deploy.add_argument("--episode-length", type=_positive_int, help="policy steps (default: the policy's)")
+    deploy.add_argument("--no-tracker-noise", action="store_true",
+                        help="PyBullet's exact (delayed) cube pose: no tracker noise, jitter or low-confidence frames")
+    deploy.add_argument("--log-dir", help="write info.json, per-episode logs and report.json (last) here")
+    deploy.add_argument("--video", metavar="FILE", help="render the first episode to FILE (.mp4), keypoints drawn")
+    deploy.add_argument("--json", action="store_true", help="print one JSON object")
+    deploy.set_defaults(func=_cmd_deploy)
 
     export = sub.add_parser("export", help="write the actor as ONNX with metadata.json (a policy bundle)")
     export.add_argument("--checkpoint", required=True, help="a checkpoint model_<it>.pt (config.json beside it)")

@@ -189,8 +189,7 @@ class ReposeEnv(VecEnv):
     # --- task terms ------------------------------------------------------------------------------
 
     def _goal_orientation(self, cube_quat: torch.Tensor) -> torch.Tensor:
-        """The goal orientation judged: position-only levels take the cube's own orientation."""
-        return self.goal_quat if goals.orientation_matters(self.task.level) else cube_quat
+        return goals.judged_goal_quat(self.task.level, self.goal_quat, cube_quat)
 
     def _true_keypoints(self, state: SimState) -> tuple[torch.Tensor, torch.Tensor]:
         """Keypoints (N, 8, 3) of the true cube and of the goal pose judged against it."""

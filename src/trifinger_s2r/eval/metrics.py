@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from statistics import NormalDist
 
 
@@ -18,3 +19,22 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.8) -> tup
     centre = (p + z * z / (2 * trials)) / denom
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def success_summary(
+    successes: Sequence[bool], position_errors_m: Sequence[float], orientation_errors_rad: Sequence[float], level: int
+) -> dict:
+    """The eval/deploy JSON contract: success rate with its 80% Wilson interval and mean final errors."""
+    episodes = len(successes)
+    wins = int(sum(bool(s) for s in successes))
+    low, high = wilson_interval(wins, episodes, 0.8)
+    return {
+        "success_rate": wins / episodes,
+        "ci80_low": low,
+        "ci80_high": high,
+        "ci_method": "wilson",
+        "episodes": episodes,
+        "mean_position_error_m": float(sum(position_errors_m) / episodes),
+        "mean_orientation_error_rad": float(sum(orientation_errors_rad) / episodes),
+        "level": level,
+    }

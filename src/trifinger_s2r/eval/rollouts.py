@@ -12,7 +12,7 @@ import torch
 from tensordict import TensorDict
 
 from trifinger_s2r.envs.repose_env import ReposeEnv
-from trifinger_s2r.eval.metrics import wilson_interval
+from trifinger_s2r.eval.metrics import success_summary
 from trifinger_s2r.train.config import TrainConfig
 
 Policy = Callable[[TensorDict], torch.Tensor]
@@ -34,18 +34,10 @@ def evaluate(policy: Policy, cfg: TrainConfig, episodes: int, seed: int = 0) -> 
         rot_err.append(log["Episode/final_orientation_error_rad"])
         remaining -= n
         round_index += 1
-    wins = int(torch.cat(success).sum())
-    low, high = wilson_interval(wins, episodes, 0.8)
-    return {
-        "success_rate": wins / episodes,
-        "ci80_low": low,
-        "ci80_high": high,
-        "ci_method": "wilson",
-        "episodes": episodes,
-        "mean_position_error_m": float(torch.cat(pos_err).mean()),
-        "mean_orientation_error_rad": float(torch.cat(rot_err).mean()),
-        "level": cfg.env.task.level,
-    }
+    return success_summary(
+        torch.cat(success).bool().tolist(), torch.cat(pos_err).tolist(), torch.cat(rot_err).tolist(),
+        cfg.env.task.level,
+    )
 
 
 def _run_round(policy: Policy, env: ReposeEnv) -> dict:
@@ -78,3 +70,14 @@ def checkpoint_policy(checkpoint: Path) -> tuple[Policy, TrainConfig]:
         runner = OnPolicyRunner(probe, to_rsl_rl(cfg), log_dir=None, device="cpu")
     runner.load(str(checkpoint), map_location="cpu")
     return runner.get_inference_policy("cpu"), cfg
+
+
+def load_policy(reference: str) -> tuple[Policy, TrainConfig]:
+    """A policy and the config it was trained with, from a checkpoint file, a bundle folder or `pretrained:NAME`."""
+    from trifinger_s2r.export.policy_bundle import PRETRAINED_PREFIX, OnnxPolicy, bundle_dir
+    from trifinger_s2r.train.config import config_from_dict
+
+    if not reference.startswith(PRETRAINED_PREFIX) and Path(reference).is_file():
+        return checkpoint_policy(Path(reference))
+    policy = OnnxPolicy(bundle_dir(reference))
+    return policy, config_from_dict(policy.metadata["train_config"])

@@ -26,6 +26,31 @@ FORMAT_VERSION = 1
 ONNX_FILE = "policy.onnx"
 METADATA_FILE = "metadata.json"
 REQUIRED_KEYS = ("format_version", "obs_type", "obs_size", "action_size", "obs_layout", "action", "rates_hz", "task")
+PRETRAINED_PREFIX = "pretrained:"
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+"""Bundles shipped inside the package: pretrained/<name>/{policy.onnx, metadata.json}."""
+
+
+def pretrained_names() -> list[str]:
+    """Names of the policies shipped with the package (`pretrained:NAME`)."""
+    if not PRETRAINED_DIR.is_dir():
+        return []
+    return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / METADATA_FILE).is_file())
+
+
+def bundle_dir(reference: str | Path) -> Path:
+    """The bundle folder a policy reference names: `pretrained:NAME` or a path to an exported bundle."""
+    text = str(reference)
+    if text.startswith(PRETRAINED_PREFIX):
+        name = text[len(PRETRAINED_PREFIX):]
+        if name not in pretrained_names():
+            raise ValueError(f"no pretrained policy {name!r}; shipped: {pretrained_names()}")
+        return PRETRAINED_DIR / name
+    path = Path(text)
+    if not (path / METADATA_FILE).is_file():
+        raise FileNotFoundError(f"{path} is not a policy bundle (no {METADATA_FILE}); export one with "
+                                f"`trifinger-s2r export` or use {PRETRAINED_PREFIX}NAME")
+    return path
 
 
 def policy_metadata(cfg: TrainConfig) -> dict:

@@ -22,6 +22,9 @@ FINGERTIP_OFFSET_M = (0.019, 0.0, -0.16)
 
 SOFT_LIMIT_LOWER_RAD = (-0.33, 0.0, -2.7)
 SOFT_LIMIT_UPPER_RAD = (1.0, 1.57, 0.0)
+HARD_LIMIT_LOWER_RAD = (-1.0, -1.67, -2.8)
+HARD_LIMIT_UPPER_RAD = (1.5, 1.67, 2.8)
+"""Beyond these the real robot stops with an error (robot_fingers configuration)."""
 HOME_POSE_RAD = (0.0, 0.9, -1.7)
 """Initial position of the real robot, per finger."""
 MAX_VELOCITY_RADPS = 10.0

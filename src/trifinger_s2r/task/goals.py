@@ -37,6 +37,11 @@ def orientation_matters(level: int) -> bool:
     return check_level(level) in (-1, 4)
 
 
+def judged_goal_quat(level: int, goal_quat: torch.Tensor, cube_quat: torch.Tensor) -> torch.Tensor:
+    """The goal orientation a policy sees and is judged against: position-only levels take the cube's own."""
+    return goal_quat if orientation_matters(level) else cube_quat
+
+
 def _face_up_yaw(n: int, generator: torch.Generator, device) -> torch.Tensor:
     faces = FACE_UP_QUATS.to(device)[torch.randint(0, 6, (n,), generator=generator, device=device)]
     yaw = 2 * math.pi * torch.rand(n, generator=generator, device=device)

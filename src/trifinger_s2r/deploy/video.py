@@ -1,0 +1,73 @@
+"""Video of a PyBullet episode with the cube's and the goal's 8 keypoints drawn (cube: green, goal: red)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from trifinger_s2r.deploy.runner import Goal
+from trifinger_s2r.task.geometry import keypoints
+
+WIDTH_PX, HEIGHT_PX = 480, 360
+CAMERA_TARGET_M = (0.0, 0.0, 0.05)
+CAMERA_DISTANCE_M = 0.6
+CAMERA_YAW_DEG, CAMERA_PITCH_DEG = 60.0, -45.0
+FIELD_OF_VIEW_DEG = 50.0
+
+
+def _project(points_m: np.ndarray, view: np.ndarray, projection: np.ndarray) -> np.ndarray:
+    """Pixel coordinates (N, 2) of world points through PyBullet's (column-major) view and projection."""
+    homogeneous = np.c_[points_m, np.ones(len(points_m))]
+    clip = homogeneous @ view @ projection  # row vectors times column-major matrices read row-major
+    ndc = clip[:, :3] / clip[:, 3:4]
+    return np.c_[(ndc[:, 0] + 1) * WIDTH_PX / 2, (1 - ndc[:, 1]) * HEIGHT_PX / 2]
+
+
+class PyBulletVideo:
+    """Records frames of the current PyBullet episode every `every_n_steps` policy steps into an .mp4 file."""
+
+    def __init__(self, path: Path, robot, goal: Goal, policy_rate_hz: int, every_n_steps: int = 2) -> None:
+        import cv2
+        import pybullet
+
+        self._pybullet, self._cv2 = pybullet, cv2
+        self.path, self.robot, self.every_n_steps = Path(path), robot, every_n_steps
+        self.policy_rate_hz = policy_rate_hz
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fps = policy_rate_hz / every_n_steps
+        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (WIDTH_PX, HEIGHT_PX))
+        if not self._writer.isOpened():
+            raise RuntimeError(f"cannot write video {self.path} (OpenCV's mp4v encoder)")
+        self._view = pybullet.computeViewMatrixFromYawPitchRoll(
+            CAMERA_TARGET_M, CAMERA_DISTANCE_M, CAMERA_YAW_DEG, CAMERA_PITCH_DEG, 0.0, 2)
+        self._projection = pybullet.computeProjectionMatrixFOV(FIELD_OF_VIEW_DEG, WIDTH_PX / HEIGHT_PX, 0.01, 2.0)
+        self._goal_kp = self._keypoints(goal.position_m, goal.quat_xyzw)
+        self.frames = 0
+
+    @staticmethod
+    def _keypoints(position_m: np.ndarray, quat_xyzw: np.ndarray) -> np.ndarray:
+        kp = keypoints(torch.as_tensor(position_m, dtype=torch.float32).reshape(1, 3),
+                       torch.as_tensor(quat_xyzw, dtype=torch.float32).reshape(1, 4))
+        return kp.reshape(8, 3).numpy()
+
+    def __call__(self, step: int) -> None:
+        if step % self.every_n_steps:
+            return
+        _, _, rgba, _, _ = self._pybullet.getCameraImage(
+            WIDTH_PX, HEIGHT_PX, self._view, self._projection, renderer=self._pybullet.ER_TINY_RENDERER,
+            physicsClientId=self.robot.pybullet_client_id)
+        frame = np.ascontiguousarray(np.asarray(rgba, dtype=np.uint8).reshape(HEIGHT_PX, WIDTH_PX, 4)[:, :, 2::-1])
+        view, projection = np.asarray(self._view).reshape(4, 4), np.asarray(self._projection).reshape(4, 4)
+        cube_kp = self._keypoints(*self.robot.true_object_pose())
+        for points, colour in ((self._goal_kp, (0, 0, 255)), (cube_kp, (0, 200, 0))):
+            for x, y in _project(points, view, projection):
+                self._cv2.circle(frame, (int(x), int(y)), 4, colour, -1)
+        self._cv2.putText(frame, f"t = {step / self.policy_rate_hz:.1f} s", (10, 24), self._cv2.FONT_HERSHEY_SIMPLEX, 0.6,
+                          (255, 255, 255), 1)
+        self._writer.write(frame)
+        self.frames += 1
+
+    def close(self) -> None:
+        self._writer.release()
