@@ -61,3 +61,22 @@ class TestExport:
     def test_folder_without_metadata_is_not_a_bundle(self, tmp_path):
         with pytest.raises(FileNotFoundError, match="not a policy bundle"):
             read_metadata(tmp_path)
+
+
+class TestPretrained:
+    def test_shipped_policies_are_complete_bundles(self):
+        from trifinger_s2r.export.policy_bundle import bundle_dir, pretrained_names
+
+        assert "push" in pretrained_names()
+        for name in pretrained_names():
+            meta = read_metadata(bundle_dir(f"pretrained:{name}"))
+            assert meta["obs_size"] == OnnxPolicy(bundle_dir(f"pretrained:{name}")).session.get_inputs()[0].shape[-1]
+
+    def test_eval_runs_a_shipped_policy(self, capsys):
+        main(["eval", "--policy", "pretrained:push", "--episodes", "2", "--json"])
+        out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert out["episodes"] == 2 and out["level"] == 1
+
+    def test_an_unknown_pretrained_name_lists_the_shipped_ones(self):
+        with pytest.raises(SystemExit, match="shipped: .*push"):
+            main(["eval", "--policy", "pretrained:walk"])

@@ -102,10 +102,6 @@ class TestEvaluate:
                 "mean_orientation_error_rad"} <= set(out)
         assert out["episodes"] == 3 and out["ci80_low"] <= out["success_rate"] <= out["ci80_high"]
 
-    def test_eval_of_an_unsupported_reference_says_so(self):
-        with pytest.raises(SystemExit, match="pretrained:push"):
-            main(["eval", "--policy", "pretrained:push"])
-
 
 class TestDeterminism:
     def test_seeded_runs_give_identical_weights(self, tmp_path):

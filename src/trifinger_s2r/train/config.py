@@ -52,6 +52,9 @@ class TrainConfig:
     max_iterations: int = 1000
     save_interval: int = 50
     """Iterations between checkpoints (a killed run loses at most this many)."""
+    random_episode_start: bool = False
+    """Start the first episodes at random points of their length, so that episode ends (and resets) spread over
+    iterations instead of all falling on the same one (rsl_rl's init_at_random_ep_len)."""
     max_minutes: float = 0.0
     """Wall-clock budget of one `train` call (0: none): the run stops after the iteration that crosses it and saves
     a checkpoint; `--resume` continues from there."""

@@ -156,7 +156,8 @@ def _learn(
         runner.logger.log = log
         try:
             with contextlib.redirect_stdout(io.StringIO()):
-                runner.learn(num_learning_iterations=cfg.max_iterations - start)
+                runner.learn(num_learning_iterations=cfg.max_iterations - start,
+                             init_at_random_ep_len=cfg.random_episode_start)
         except _OutOfTime:
             if group.is_main:
                 runner.save(str(Path(runner.logger.log_dir) / f"model_{runner.current_learning_iteration}.pt"))

@@ -1,0 +1,138 @@
+"""The job store: hashed tokens, per-user visibility, random free robots, leases, no lost or doubled jobs."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+
+import pytest
+from sqlalchemy import text
+
+from trifinger_s2r.farm.store import ASSIGNED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobStore, QueuePolicy
+
+
+@pytest.fixture
+def store(tmp_path):
+    return JobStore(f"sqlite:///{tmp_path / 'farm.db'}", QueuePolicy(lease_s=0.3, max_attempts=2),
+                    rng=random.Random(0))
+
+
+def _user(store, name="ada"):
+    token = store.add_user(name)
+    return store.user_for_token(token), token
+
+
+class TestUsers:
+    def test_tokens_are_stored_hashed(self, store):
+        user, token = _user(store)
+        assert user.name == "ada" and store.user_for_token("wrong") is None and store.user_for_token("") is None
+        with store.engine.connect() as c:
+            stored = c.execute(text("SELECT token_hash FROM users")).scalar()
+        assert stored != token and token not in stored and len(stored) == 64
+
+    def test_duplicate_names_are_refused(self, store):
+        _user(store)
+        with pytest.raises(ValueError, match="exists"):
+            store.add_user("ada")
+
+    def test_a_user_sees_only_their_jobs(self, store):
+        ada, _ = _user(store, "ada")
+        bob, _ = _user(store, "bob")
+        job = store.submit(ada, {"episodes": 1})
+        assert store.job(job.id, ada) is not None and store.job(job.id, bob) is None
+        assert [j.id for j in store.jobs(ada)] == [job.id] and store.jobs(bob) == []
+
+
+class TestQueue:
+    def test_jobs_go_to_random_free_healthy_robots(self, store):
+        for name in ("r0", "r1", "r2"):
+            store.robot_seen(name, healthy=True)
+        store.robot_seen("sick", healthy=False, message="cube not found")
+        users = [_user(store, f"u{i}")[0] for i in range(3)]
+        jobs = [store.submit(u, {}) for u in users]
+        assert store.schedule() == 3
+        robots = [store.job(j.id).robot for j in jobs]
+        assert sorted(robots) == ["r0", "r1", "r2"], "one job per robot, never the unhealthy one"
+        assert all(store.job(j.id).status == ASSIGNED for j in jobs)
+
+    def test_the_choice_of_robot_is_random(self, tmp_path):
+        counts = Counter()
+        for seed in range(30):
+            store = JobStore(f"sqlite:///{tmp_path / f'{seed}.db'}", rng=random.Random(seed))
+            for name in ("r0", "r1", "r2"):
+                store.robot_seen(name, healthy=True)
+            job = store.submit(_user(store)[0], {})
+            store.schedule()
+            counts[store.job(job.id).robot] += 1
+        assert set(counts) == {"r0", "r1", "r2"}
+
+    def test_one_active_job_per_user(self, store):
+        store.robot_seen("r0", True)
+        store.robot_seen("r1", True)
+        ada, _ = _user(store)
+        first, second = store.submit(ada, {}), store.submit(ada, {})
+        store.schedule()
+        assert store.job(first.id).status == ASSIGNED and store.job(second.id).status == QUEUED
+
+    def test_life_cycle_and_ownership(self, store):
+        store.robot_seen("r0", True)
+        job = store.submit(_user(store)[0], {})
+        store.schedule()
+        assert not store.start(job.id, "r1"), "another robot cannot start it"
+        assert store.start(job.id, "r0") and store.job(job.id).status == RUNNING
+        assert store.heartbeat(job.id, "r0") and not store.heartbeat(job.id, "r1")
+        assert store.finish(job.id, "r0", {"success_rate": 0.5, "ci80_low": 0.3, "ci80_high": 0.7})
+        done = store.job(job.id)
+        assert done.status == SUCCEEDED and done.as_dict()["success_rate"] == 0.5 and done.finished_at
+        assert not store.heartbeat(job.id, "r0"), "a finished job tells its worker to stop"
+
+    def test_a_lapsed_lease_requeues_then_fails_after_max_attempts(self, store):
+        store.robot_seen("r0", True)
+        job = store.submit(_user(store)[0], {})
+        for attempt in (1, 2):
+            store.robot_seen("r0", True)
+            store.schedule()
+            assert store.start(job.id, "r0") and store.job(job.id).attempts == attempt
+            time.sleep(0.4)  # the worker died: no heartbeat
+            store.expire_leases()
+        final = store.job(job.id)
+        assert final.status == FAILED and "stopped responding" in final.error
+
+    def test_a_heartbeat_keeps_the_lease(self, store):
+        store.robot_seen("r0", True)
+        job = store.submit(_user(store)[0], {})
+        store.schedule()
+        store.start(job.id, "r0")
+        for _ in range(4):
+            time.sleep(0.15)
+            assert store.heartbeat(job.id, "r0")
+            store.expire_leases()
+        assert store.job(job.id).status == RUNNING
+
+
+class TestConcurrency:
+    def test_concurrent_submissions_and_schedulers_lose_and_double_nothing(self, store):
+        users = [_user(store, f"u{i}")[0] for i in range(50)]
+        for i in range(10):
+            store.robot_seen(f"r{i}", True)
+        ids: list[str] = []
+        lock = threading.Lock()
+
+        def submit(user):
+            job = store.submit(user, {})
+            with lock:
+                ids.append(job.id)
+
+        threads = [threading.Thread(target=submit, args=(u,)) for u in users]
+        threads += [threading.Thread(target=store.schedule) for _ in range(5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        store.schedule()
+        jobs = store.all_jobs()
+        assert len(ids) == len(set(ids)) == 50 and sorted(j.id for j in jobs) == sorted(ids)
+        robots = [j.robot for j in jobs if j.status == ASSIGNED]
+        assert len(robots) == 10 and len(set(robots)) == 10, "each robot got exactly one job"
