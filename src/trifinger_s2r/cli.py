@@ -1,4 +1,4 @@
-"""The `trifinger-s2r` command line: train, bench env, bench pybullet."""
+"""The `trifinger-s2r` command line: train, eval, export, deploy, farm, bench."""
 
 from __future__ import annotations
 
@@ -201,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="folder to write policy.onnx and metadata.json into")
     export.add_argument("--json", action="store_true", help="print one JSON object")
     export.set_defaults(func=_cmd_export)
+
+    from trifinger_s2r.farm.cli import add_farm_parser
+
+    add_farm_parser(sub)
 
     bench = sub.add_parser("bench", help="throughput benchmarks")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)

@@ -28,6 +28,10 @@ INFO_FILE = "info.json"
 REPORT_FILE = "report.json"
 
 
+class DeploymentStopped(RuntimeError):
+    """should_stop() asked the deployment to end before its last episode."""
+
+
 @dataclass(frozen=True)
 class DeployConfig:
     episodes: int = 40
@@ -76,10 +80,12 @@ def run_deployment(
     log_dir: Path | None = None,
     policy_name: str = "",
     video_path: Path | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict:
     """Run cfg.episodes episodes; returns the summary (eval's JSON keys) with per-episode results.
 
-    video_path: render the first episode there (PyBullet only)."""
+    video_path: render the first episode there (PyBullet only); should_stop: checked before each episode (raises
+    DeploymentStopped; no report is written)."""
     spec = PolicySpec.from_metadata(metadata)
     level = spec.level if cfg.level is None else cfg.level
     length = cfg.episode_length_steps or spec.episode_length_steps
@@ -94,6 +100,9 @@ def run_deployment(
         })
     results: list[EpisodeResult] = []
     for index, (goal, initial_pos, initial_quat) in enumerate(sample_episode_poses(level, cfg.episodes, cfg.seed)):
+        if should_stop is not None and should_stop():
+            robot.close()
+            raise DeploymentStopped(f"stopped before episode {index}")
         video = _video(video_path, robot, goal, spec) if index == 0 and video_path is not None else None
         runner = EpisodeRunner(policy, spec, robot, on_policy_step=video)
         try:
