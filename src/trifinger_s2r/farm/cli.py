@@ -52,7 +52,7 @@ def _settings(args: argparse.Namespace):
     from trifinger_s2r.farm.store import QueuePolicy
 
     return FarmSettings(db_url=args.db, data_dir=Path(args.data_dir), precheck=not args.no_precheck,
-                        queue=QueuePolicy(lease_s=args.lease_s))
+                        queue=QueuePolicy(lease_s=args.lease_s, robot_timeout_s=args.robot_timeout_s))
 
 
 def cmd_user_add(args: argparse.Namespace) -> None:
@@ -184,6 +184,8 @@ def add_farm_parser(sub) -> None:
     serving.add_argument("--host", default="127.0.0.1")
     serving.add_argument("--data-dir", default="farm-data", help="uploaded policies and results")
     serving.add_argument("--lease-s", type=float, default=30.0, help="a worker silent this long loses its job")
+    serving.add_argument("--robot-timeout-s", type=float, default=15.0,
+                         help="a robot not heard from this long is not offered jobs")
     serving.add_argument("--no-precheck", action="store_true", help="skip the simulation pre-check of uploads")
 
     farm = sub.add_parser("farm", help="the robot farm: server, workers, submit, status, results, users")

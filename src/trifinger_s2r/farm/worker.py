@@ -72,7 +72,7 @@ class FarmWorker:
     def __init__(self, cfg: WorkerConfig, client: httpx.Client | None = None) -> None:
         self.cfg = cfg
         self.client = client or httpx.Client(base_url=cfg.server_url, timeout=60.0)
-        self.client.headers["Authorization"] = f"Bearer {cfg.token}"
+        self._auth = {"Authorization": f"Bearer {cfg.token}"}
         self.robot = PyBulletRobot(name=cfg.robot_name, calibration=cfg.calibration, tracker=TrackerConfig(),
                                    seed=cfg.seed)
         self._healthy, self._health_message = True, ""
@@ -93,7 +93,7 @@ class FarmWorker:
 
     def run_once(self) -> bool:
         """One poll; runs the job if one was assigned. True when a job ran."""
-        response = self.client.post(self._url("/poll"), json={
+        response = self.client.post(self._url("/poll"), headers=self._auth, json={
             "healthy": self._healthy, "message": self._health_message,
             "info": {"platform": self.robot.kind, "calibration": asdict(self.cfg.calibration)}})
         response.raise_for_status()
@@ -109,14 +109,14 @@ class FarmWorker:
         work = Path(self.cfg.work_dir) / job_id
         shutil.rmtree(work, ignore_errors=True)
         if job["status"] == "assigned":
-            self.client.post(self._url(f"/jobs/{job_id}/start")).raise_for_status()
+            self.client.post(self._url(f"/jobs/{job_id}/start"), headers=self._auth).raise_for_status()
         lost = threading.Event()
         beating = threading.Event()
         beater = threading.Thread(target=self._heartbeat, args=(job_id, beating, lost), daemon=True)
         beater.start()
         try:
             archive = self._execute(job, work, lost)
-            self.client.post(self._url(f"/jobs/{job_id}/complete"),
+            self.client.post(self._url(f"/jobs/{job_id}/complete"), headers=self._auth,
                              files={"results": ("results.zip", archive, "application/zip")}).raise_for_status()
             self.jobs_done += 1
         except JobLost:
@@ -124,7 +124,7 @@ class FarmWorker:
         except Exception as err:  # report any failure of the job itself with its reason
             reason = f"{type(err).__name__}: {err}"
             log.error("job %s failed: %s\n%s", job_id, reason, traceback.format_exc())
-            self.client.post(self._url(f"/jobs/{job_id}/fail"), json={"reason": reason})
+            self.client.post(self._url(f"/jobs/{job_id}/fail"), headers=self._auth, json={"reason": reason})
         finally:
             beating.set()
             beater.join()
@@ -133,7 +133,7 @@ class FarmWorker:
     def _heartbeat(self, job_id: str, done: threading.Event, lost: threading.Event) -> None:
         while not done.wait(self.cfg.heartbeat_interval_s):
             try:
-                if self.client.post(self._url(f"/jobs/{job_id}/heartbeat")).status_code == 409:
+                if self.client.post(self._url(f"/jobs/{job_id}/heartbeat"), headers=self._auth).status_code == 409:
                     lost.set()
                     return
             except httpx.HTTPError as err:
@@ -143,7 +143,7 @@ class FarmWorker:
         policy_dir = work / "policy"
         policy_dir.mkdir(parents=True)
         for name in (ONNX_FILE, METADATA_FILE):
-            response = self.client.get(self._url(f"/jobs/{job['job_id']}/policy/{name}"))
+            response = self.client.get(self._url(f"/jobs/{job['job_id']}/policy/{name}"), headers=self._auth)
             response.raise_for_status()
             (policy_dir / name).write_bytes(response.content)
         policy = OnnxPolicy(policy_dir)

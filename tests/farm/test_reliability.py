@@ -1,0 +1,151 @@
+"""The farm as separate processes talking HTTP: a worker killed mid-job, a server restart, 50 concurrent uploads."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.farm.conftest import auth, upload_files
+from trifinger_s2r.farm.store import JobStore
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Farm:
+    """A farm server and its workers as subprocesses (the CLI), on SQLite in a temporary folder."""
+
+    def __init__(self, tmp_path, extra_args=()):
+        self.tmp, self.port = tmp_path, _free_port()
+        self.db = f"sqlite:///{tmp_path / 'farm.db'}"
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.extra_args, self.server, self.workers = list(extra_args), None, {}
+        self.robot_token = JobStore(self.db).add_user("robots", admin=True)
+
+    def _cli(self, *args):
+        return [sys.executable, "-m", "trifinger_s2r.cli", "farm", *args]
+
+    def start_server(self):
+        self.server = subprocess.Popen(self._cli(
+            "serve", "--db", self.db, "--port", str(self.port), "--data-dir", str(self.tmp / "data"),
+            "--lease-s", "3", "--robot-timeout-s", "2", *self.extra_args), stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/api/jobs").status_code == 401:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError("farm server did not start")
+
+    def stop_server(self):
+        self.server.send_signal(signal.SIGTERM)
+        self.server.wait(timeout=30)
+
+    def start_worker(self, name: str):
+        self.workers[name] = subprocess.Popen(self._cli(
+            "worker", "--server", self.url, "--token", self.robot_token, "--robot", name, "--work-dir",
+            str(self.tmp / name), "--poll-interval-s", "0.3", "--heartbeat-interval-s", "0.5", "--no-video"),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def close(self):
+        for proc in [*self.workers.values(), self.server]:
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def make_farm(tmp_path):
+    farms = []
+
+    def make(*extra_args):
+        farms.append(Farm(tmp_path, extra_args))
+        return farms[-1]
+
+    yield make
+    for farm in farms:
+        farm.close()
+
+
+def _wait_for(check, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _submit(url, token, bundle, episodes=1):
+    response = httpx.post(f"{url}/api/jobs", headers=auth(token), files=upload_files(bundle),
+                          data={"episodes": str(episodes)}, timeout=120)
+    assert response.status_code == 201, response.text
+    return response.json()["job_id"]
+
+
+def _job(url, token, job_id):
+    return httpx.get(f"{url}/api/jobs/{job_id}", headers=auth(token)).json()
+
+
+def test_a_worker_killed_mid_job_loses_nothing(make_farm, tiny_bundle):
+    """kill -9 the robot running a job: its lease lapses, the job is re-queued and finishes on the other robot."""
+    farm = make_farm()
+    farm.start_server()
+    token = JobStore(farm.db).add_user("ada")
+    farm.start_worker("robot-a")
+    farm.start_worker("robot-b")
+    job_id = _submit(farm.url, token, tiny_bundle, episodes=2)
+    running = _wait_for(lambda: (j := _job(farm.url, token, job_id))["status"] == "running" and j, 90, "a start")
+    first_robot = running["robot"]
+    os.kill(farm.workers[first_robot].pid, signal.SIGKILL)
+    done = _wait_for(lambda: (j := _job(farm.url, token, job_id))["status"] in ("succeeded", "failed") and j,
+                     240, "the job to finish")
+    assert done["status"] == "succeeded", done
+    assert done["robot"] != first_robot and done["attempts"] == 2
+    assert done["success_rate"] is not None and done["episodes"] == 2
+
+
+def test_a_restarted_server_finds_its_queue_intact(make_farm, tiny_bundle):
+    farm = make_farm()
+    farm.start_server()
+    token = JobStore(farm.db).add_user("ada")
+    ids = [_submit(farm.url, token, tiny_bundle) for _ in range(3)]
+    farm.stop_server()
+    farm.start_server()
+    jobs = httpx.get(f"{farm.url}/api/jobs", headers=auth(token)).json()["jobs"]
+    assert sorted(j["job_id"] for j in jobs) == sorted(ids) and {j["status"] for j in jobs} == {"queued"}
+
+
+def test_fifty_concurrent_submissions_none_lost_or_duplicated(make_farm, tiny_bundle):
+    farm = make_farm("--no-precheck")
+    farm.start_server()
+    token = JobStore(farm.db).add_user("ada")
+    ids, errors = [], []
+
+    def submit():
+        try:
+            ids.append(_submit(farm.url, token, tiny_bundle))
+        except Exception as err:  # collected and asserted below
+            errors.append(err)
+
+    threads = [threading.Thread(target=submit) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    jobs = httpx.get(f"{farm.url}/api/jobs", headers=auth(token)).json()["jobs"]
+    assert len(ids) == len(set(ids)) == 50 and sorted(j["job_id"] for j in jobs) == sorted(ids)
