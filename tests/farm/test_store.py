@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
 from collections import Counter
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
-from trifinger_s2r.farm.store import ASSIGNED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobStore, QueuePolicy
+from trifinger_s2r.farm.store import ASSIGNED, FAILED, QUEUED, RUNNING, SUCCEEDED, Base, JobStore, QueuePolicy
+
+
+def _fresh_url(backend: str, tmp_path, name: str = "farm") -> str:
+    """A store URL with no tables: SQLite in tmp_path, or the PostgreSQL of S2R_TEST_POSTGRES_URL, emptied."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / f'{name}.db'}"
+    url = os.environ.get("S2R_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("S2R_TEST_POSTGRES_URL is not set (scripts/test.sh sets it where PostgreSQL can be started)")
+    engine = create_engine(url)
+    Base.metadata.drop_all(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request):
+    return request.param
 
 
 @pytest.fixture
-def store(tmp_path):
-    return JobStore(f"sqlite:///{tmp_path / 'farm.db'}", QueuePolicy(lease_s=0.3, max_attempts=2),
-                    rng=random.Random(0))
+def store(backend, tmp_path):
+    return JobStore(_fresh_url(backend, tmp_path), QueuePolicy(lease_s=0.3, max_attempts=2), rng=random.Random(0))
 
 
 def _user(store, name="ada"):
@@ -57,10 +75,10 @@ class TestQueue:
         assert sorted(robots) == ["r0", "r1", "r2"], "one job per robot, never the unhealthy one"
         assert all(store.job(j.id).status == ASSIGNED for j in jobs)
 
-    def test_the_choice_of_robot_is_random(self, tmp_path):
+    def test_the_choice_of_robot_is_random(self, backend, tmp_path):
         counts = Counter()
         for seed in range(30):
-            store = JobStore(f"sqlite:///{tmp_path / f'{seed}.db'}", rng=random.Random(seed))
+            store = JobStore(_fresh_url(backend, tmp_path, str(seed)), rng=random.Random(seed))
             for name in ("r0", "r1", "r2"):
                 store.robot_seen(name, healthy=True)
             job = store.submit(_user(store)[0], {})
