@@ -77,8 +77,12 @@ CPU_MODEL = ModelConfig(actor_hidden_dims=(256, 128, 64), critic_hidden_dims=(25
 
 
 def _preset_push_cpu() -> TrainConfig:
-    task = TaskConfig(level=1, episode_length_steps=250)
-    return TrainConfig(env=EnvConfig(num_envs=512, task=task), model=CPU_MODEL, max_iterations=300, save_interval=25)
+    # The camera model is off here: with it, the same 9-minute budget reached 24% success instead of 46%
+    # (docs/benchmarks.md); the deployment benchmarks measure what that costs on PyBullet's delayed camera.
+    camera_off = RandomizationConfig(camera=CameraConfig(enabled=False))
+    task = TaskConfig(level=1, episode_length_steps=250, randomization=camera_off)
+    return TrainConfig(env=EnvConfig(num_envs=512, task=task), model=CPU_MODEL, max_iterations=2000, save_interval=25,
+                       max_minutes=30.0)
 
 
 def _preset_repose_cpu() -> TrainConfig:
@@ -101,7 +105,8 @@ PRESETS = {
     "repose-cpu": _preset_repose_cpu,
     "repose-gpu": _preset_repose_gpu,
 }
-"""push-cpu: level 1 (push on the table), 5 s episodes, 512 envs, CPU-sized networks, for a 2-core CPU;
+"""push-cpu: level 1 (push on the table), 5 s episodes, 512 envs, CPU-sized networks, exact cube pose (camera model
+off), 30 minutes, for a 2-core CPU;
 repose-cpu: level 4 (6-DoF), 1024 envs, the largest sensible on CPU; repose-gpu: level 4 at the paper's scale
 (16,384 envs, 8-step horizon, the paper's network sizes)."""
 
