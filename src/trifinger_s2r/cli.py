@@ -113,6 +113,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     from dataclasses import replace
 
     from trifinger_s2r.eval.rollouts import evaluate, load_policy
+    from trifinger_s2r.train.config import apply_overrides
 
     try:
         policy, cfg = load_policy(args.policy)
@@ -120,6 +121,10 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         raise SystemExit(f"--policy {args.policy}: {err}") from None
     if args.level is not None:
         cfg = replace(cfg, env=replace(cfg.env, task=replace(cfg.env.task, level=args.level)))
+    try:
+        cfg = apply_overrides(cfg, args.set)
+    except ValueError as err:
+        raise SystemExit(f"trifinger-s2r eval: {err}") from None
     _print_result(evaluate(policy, cfg, args.episodes, args.seed), args.json)
 
 
@@ -177,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--level", type=int, choices=[-1, 1, 2, 3, 4], help="goal level (default: the run's)")
     evaluate.add_argument("--episodes", type=_positive_int, default=40)
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                          help="evaluate under a changed config, e.g. env.task.randomization.camera.enabled=true "
+                               "or env.task.randomization.enabled=false (keys as for train --set)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(func=_cmd_eval)
 

@@ -78,7 +78,7 @@ class TestConfig:
         cfg = preset("push-cpu")
         assert "env.task.rewards.keypoint_pose" in config_keys(cfg)
         assert all(apply_overrides(cfg, [f"{key}={json.dumps(value)}"]) == cfg
-                   for key, value in [("max_iterations", 300), ("env.task.level", 1)])
+                   for key, value in [("max_iterations", 2000), ("env.task.level", 1)])
 
     def test_cli_train_runs_a_tiny_budget(self, tmp_path, capsys):
         main(["train", "--preset", "push-cpu", "--num-envs", "4", "--max-iterations", "1",
@@ -101,6 +101,11 @@ class TestEvaluate:
         assert {"success_rate", "ci80_low", "ci80_high", "episodes", "mean_position_error_m",
                 "mean_orientation_error_rad"} <= set(out)
         assert out["episodes"] == 3 and out["ci80_low"] <= out["success_rate"] <= out["ci80_high"]
+        main(["eval", "--policy", str(checkpoint), "--episodes", "2", "--json",
+              "--set", "env.task.randomization.camera.enabled=true", "--set", "env.task.level=4"])
+        assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["level"] == 4
+        with pytest.raises(SystemExit, match="unknown key"):
+            main(["eval", "--policy", str(checkpoint), "--set", "env.camera=1"])
 
 
 class TestDeterminism:
