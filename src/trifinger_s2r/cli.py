@@ -42,6 +42,7 @@ def _cmd_bench_env(args: argparse.Namespace) -> None:
         collision=args.collision,
         physics_mode=args.physics_mode,
         num_threads=args.threads,
+        device=args.device or ("cuda" if args.backend == "warp" and torch.cuda.is_available() else "cpu"),
         randomize=not args.no_randomization,
         seed=args.seed,
     )
@@ -63,10 +64,10 @@ def _cmd_bench_pybullet(args: argparse.Namespace) -> None:
 
 
 def _default_preset() -> str:
-    """repose-gpu where a GPU backend is available, else push-cpu."""
-    from trifinger_s2r.envs.repose_env import BACKENDS as available
+    """repose-gpu where a GPU backend is available (MuJoCo Warp installed and a CUDA device), else push-cpu."""
+    from trifinger_s2r.sim.mujoco_warp_backend import warp_available
 
-    return "repose-gpu" if "warp" in available and torch.cuda.is_available() else "push-cpu"
+    return "repose-gpu" if torch.cuda.is_available() and warp_available() else "push-cpu"
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -85,6 +86,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         max_iterations=args.max_iterations,
         save_interval=args.save_interval,
         max_minutes=args.max_minutes,
+        init_from=args.init_from,
         torch_threads=args.torch_threads,
     )
     try:
@@ -167,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-iterations", type=_positive_int)
     train.add_argument("--save-interval", type=_positive_int)
     train.add_argument("--seed", type=int)
+    train.add_argument("--init-from", metavar="CHECKPOINT",
+                       help="start from another run's actor and critic (fresh optimiser and iteration count)")
     train.add_argument("--max-minutes", type=float,
                        help="wall-clock budget: stop after the iteration that crosses it, with a checkpoint")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -223,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     env.add_argument("--collision", choices=COLLISION_VARIANTS, default="primitive")
     env.add_argument("--physics-mode", choices=sorted(PHYSICS_MODES), default="5ms")
     env.add_argument("--threads", type=int, default=0, help="simulation threads (0: all cores)")
+    env.add_argument("--device", help="env device (default: cuda for --backend warp where a GPU exists, else cpu)")
     env.add_argument("--no-randomization", action="store_true")
     env.add_argument("--seed", type=int, default=0)
     env.add_argument("--json", action="store_true", help="print one JSON object")

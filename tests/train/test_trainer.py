@@ -36,6 +36,21 @@ class TestTrainResume:
         progress = json.loads((tmp_path / "progress.json").read_text())
         assert len(progress) == 1 and progress[0]["env_steps"] == 8 * 4
 
+    def test_init_from_starts_with_another_runs_networks(self, tmp_path):
+        """With a zero learning rate the first checkpoint keeps the source run's MLP weights; other sizes fail."""
+        import torch
+
+        source = train(_tiny(1), tmp_path / "a", show_progress=False)
+        frozen = dataclasses.replace(_tiny(1), init_from=str(source),
+                                     ppo=dataclasses.replace(_tiny(1).ppo, learning_rate=0.0, schedule="fixed"))
+        started = train(frozen, tmp_path / "b", show_progress=False)
+        a, b = (torch.load(p, weights_only=False)["actor_state_dict"] for p in (source, started))
+        weights = [k for k in a if "normalizer" not in k]
+        assert weights and all(torch.equal(a[k], b[k]) for k in weights)
+        other = dataclasses.replace(frozen, model=dataclasses.replace(frozen.model, actor_hidden_dims=(32,)))
+        with pytest.raises(ValueError, match="do not match"):
+            train(other, tmp_path / "c", show_progress=False)
+
     def test_resume_without_checkpoint_names_the_folder(self, tmp_path):
         with pytest.raises(FileNotFoundError, match=str(tmp_path)):
             train(_tiny(1), tmp_path, resume=True, show_progress=False)

@@ -26,6 +26,8 @@ class EnvBenchConfig:
     collision: str = "primitive"
     physics_mode: str = "5ms"
     num_threads: int = 0
+    device: str = "cpu"
+    """The env's device; the warp backend runs there (cuda or Warp's CPU device)."""
     randomize: bool = True
     seed: int = 0
 
@@ -39,6 +41,7 @@ def machine_info() -> dict:
         "mujoco": mujoco.__version__,
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
 
 
@@ -48,19 +51,29 @@ def make_env(cfg: EnvBenchConfig) -> ReposeEnv:
         task = replace(task, randomization=replace(task.randomization, enabled=False))
     return ReposeEnv(
         EnvConfig(num_envs=cfg.num_envs, backend=cfg.backend, collision=cfg.collision,
-                  num_threads=cfg.num_threads, seed=cfg.seed, task=task)
+                  num_threads=cfg.num_threads, seed=cfg.seed, device=cfg.device, task=task)
     )
 
 
 def _time_env(env: ReposeEnv, steps: int, gen: torch.Generator) -> float:
+    actions = [(torch.rand(env.num_envs, 9, generator=gen) * 2 - 1).to(env.device) for _ in range(8)]
+    _synchronize(env)
     start = time.perf_counter()
-    for _ in range(steps):
-        env.step(torch.rand(env.num_envs, 9, generator=gen) * 2 - 1)
+    for i in range(steps):
+        env.step(actions[i % len(actions)])
+    _synchronize(env)
     return time.perf_counter() - start
 
 
+def _synchronize(env: ReposeEnv) -> None:
+    if env.device.type == "cuda":
+        torch.cuda.synchronize(env.device)
+
+
 def _time_raw_physics(env: ReposeEnv, steps: int, rng: np.random.Generator) -> float:
-    """Bare MuJoCo on the env's own batch (same model, per-env parameters and states): write torques, step."""
+    """Bare physics on the env's own simulation (same model, per-env parameters and states): write torques, step."""
+    if env.cfg.backend != "mujoco":
+        return _time_backend_steps(env, steps)
     batch = env.backend.batch
     ctrl = batch.bind("ctrl")
     limit = env.task.torque_limit_nm
@@ -68,6 +81,18 @@ def _time_raw_physics(env: ReposeEnv, steps: int, rng: np.random.Generator) -> f
     for _ in range(steps):
         ctrl[:] = rng.uniform(-limit, limit, size=(env.num_envs, 9))
         batch.step(nstep=env.timing.substeps, stage=mujoco.mjtStage.mjSTAGE_VEL)
+    return time.perf_counter() - start
+
+
+def _time_backend_steps(env: ReposeEnv, steps: int) -> float:
+    """The backend's own step with torques drawn on its device (MuJoCo Warp: one captured graph per step)."""
+    limit = env.task.torque_limit_nm
+    torques = [(torch.rand(env.num_envs, 9, device=env.device) * 2 - 1) * limit for _ in range(8)]
+    _synchronize(env)
+    start = time.perf_counter()
+    for i in range(steps):
+        env.backend.step(torques[i % len(torques)])
+    _synchronize(env)
     return time.perf_counter() - start
 
 
@@ -87,8 +112,6 @@ def measure(cfg: EnvBenchConfig, rounds: int = 4) -> tuple[float, float]:
 
 
 def run(cfg: EnvBenchConfig) -> dict:
-    if cfg.backend != "mujoco":
-        raise ValueError(f"the env benchmark supports backends ['mujoco'], got {cfg.backend!r}")
     env, raw = measure(cfg)
     return {
         "backend": cfg.backend,
@@ -97,7 +120,9 @@ def run(cfg: EnvBenchConfig) -> dict:
         "collision": cfg.collision,
         "randomize": cfg.randomize,
         "policy_steps_timed": cfg.policy_steps,
-        "raw_physics": "mujoco.batch.Batch.step on the env's own batch (same per-env parameters)",
+        "raw_physics": ("mujoco.batch.Batch.step on the env's own batch" if cfg.backend == "mujoco" else
+                        "the MuJoCo Warp backend's step (captured graph on CUDA)") + " (same per-env parameters)",
+        "device": cfg.device,
         "env_policy_steps_per_s": round(env, 1),
         "raw_physics_policy_steps_per_s": round(raw, 1),
         "env_over_raw": round(env / raw, 3),

@@ -25,8 +25,9 @@ from trifinger_s2r.task.randomization import (
 from trifinger_s2r.task.rewards import compute_rewards
 from trifinger_s2r.timing import Timing
 
-BACKENDS = ("mujoco",)
-"""Physics backends by name: 'mujoco' (native MuJoCo, CPU)."""
+BACKENDS = ("mujoco", "warp")
+"""Physics backends by name: 'mujoco' (native MuJoCo, CPU threads) and 'warp' (MuJoCo Warp on the env's device:
+a CUDA GPU, or Warp's CPU device)."""
 CUBE_DROP_HEIGHT_M = 0.0005
 """A reset cube starts this far above its resting height, so it never starts in the table."""
 
@@ -58,6 +59,15 @@ def make_backend(cfg: EnvConfig, timing: Timing) -> PhysicsBackend:
         from trifinger_s2r.sim.mujoco_cpu import MujocoCpuBackend
 
         return MujocoCpuBackend(cfg.num_envs, timing, cfg.collision, cfg.num_threads)
+    if cfg.backend == "warp":
+        from trifinger_s2r.sim.mujoco_warp_backend import MujocoWarpBackend, warp_available
+
+        if not warp_available():
+            raise RuntimeError("backend 'warp' needs the warp-lang and mujoco-warp packages: pip install "
+                               "'trifinger-s2r[gpu]'")
+        device = torch.device(cfg.device)
+        warp_device = f"cuda:{device.index or 0}" if device.type == "cuda" else "cpu"
+        return MujocoWarpBackend(cfg.num_envs, timing, cfg.collision, device=warp_device)
     raise ValueError(f"unknown backend {cfg.backend!r}; valid: {list(BACKENDS)}")
 
 

@@ -80,6 +80,17 @@ def quat_to_matrix(q: torch.Tensor) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=16)
+def matrix_to_quat(m: torch.Tensor) -> torch.Tensor:
+    """Unit quaternions (..., 4) xyzw of rotation matrices (..., 3, 3), w >= 0 (Shepperd's branch-free form)."""
+    m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
+    w = 0.5 * torch.sqrt((1 + m00 + m11 + m22).clamp(min=0))
+    x = 0.5 * torch.sqrt((1 + m00 - m11 - m22).clamp(min=0)).copysign(m[..., 2, 1] - m[..., 1, 2])
+    y = 0.5 * torch.sqrt((1 - m00 + m11 - m22).clamp(min=0)).copysign(m[..., 0, 2] - m[..., 2, 0])
+    z = 0.5 * torch.sqrt((1 - m00 - m11 + m22).clamp(min=0)).copysign(m[..., 1, 0] - m[..., 0, 1])
+    q = torch.stack([x, y, z, w], dim=-1)
+    return q / q.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+
+
 def _offsets(edge_m: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     return torch.tensor(cube.corner_signs(), dtype=dtype, device=device) * (edge_m / 2)
 

@@ -52,6 +52,9 @@ class TrainConfig:
     max_iterations: int = 1000
     save_interval: int = 50
     """Iterations between checkpoints (a killed run loses at most this many)."""
+    init_from: str = ""
+    """A checkpoint whose actor and critic (with their normalisers) start this run; optimiser and iteration count
+    start fresh (a curriculum: e.g. exact cube pose first, then the camera model). Empty: random initialisation."""
     random_episode_start: bool = False
     """Start the first episodes at random points of their length, so that episode ends (and resets) spread over
     iterations instead of all falling on the same one (rsl_rl's init_at_random_ep_len)."""
@@ -92,7 +95,7 @@ def _preset_repose_cpu() -> TrainConfig:
 
 def _preset_repose_gpu() -> TrainConfig:
     return TrainConfig(
-        env=EnvConfig(num_envs=16384, task=TaskConfig(level=4)),
+        env=EnvConfig(num_envs=16384, backend="warp", device="cuda", task=TaskConfig(level=4)),
         num_steps_per_env=8,
         ppo=PPOConfig(num_mini_batches=8, num_learning_epochs=4),
         max_iterations=20000,

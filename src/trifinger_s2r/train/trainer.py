@@ -118,6 +118,8 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, show_progress: 
         save_config(cfg, run_dir)
     runner = _make_runner(cfg, run_dir, group)
     start = 0
+    if checkpoint is None and cfg.init_from:
+        _initialise_from(runner, Path(cfg.init_from))
     if checkpoint is not None:
         runner.load(str(checkpoint))
         start = runner.current_learning_iteration + 1
@@ -133,6 +135,16 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, show_progress: 
     if group.is_main:
         _write_progress(run_dir, history, appended=checkpoint is not None)
     return latest_checkpoint(run_dir)
+
+
+def _initialise_from(runner: DistributedRunner, checkpoint: Path) -> None:
+    """Start from another run's actor and critic (weights and observation normalisers), nothing else."""
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"init_from: no checkpoint at {checkpoint}")
+    try:
+        runner.load(str(checkpoint), load_cfg={"actor": True, "critic": True}, map_location=str(runner.device))
+    except RuntimeError as err:
+        raise ValueError(f"init_from {checkpoint}: its networks do not match this run's config ({err})") from None
 
 
 def _make_runner(cfg: TrainConfig, run_dir: Path, group: ProcessGroup) -> DistributedRunner:
