@@ -8,6 +8,8 @@ graph and replayed. Warp's CPU device runs the same code without a GPU (slowly; 
 
 from __future__ import annotations
 
+import contextlib
+
 import mujoco
 import numpy as np
 import torch
@@ -73,8 +75,21 @@ class MujocoWarpBackend:
             self._bind()
             home = torch.as_tensor(self.mj_model.key_qpos[self.index.home_key], dtype=torch.float32)
             self._qpos[:] = home.to(self.device)
+        with self._warp_scope():
             mjw.forward(self.m, self.d)
         self._graph = None
+
+    @contextlib.contextmanager
+    def _warp_scope(self):
+        """Warp on this backend's device and, on CUDA, on torch's current stream: torch's writes (torques, resets,
+        parameters) are ordered before Warp's kernels and Warp's results before torch's reads, without syncs."""
+        wp = self._wp
+        with wp.ScopedDevice(self.wp_device):
+            if not self.wp_device.is_cuda:
+                yield
+                return
+            with wp.ScopedStream(wp.stream_from_torch(torch.cuda.current_stream(self.device))):
+                yield
 
     def _bind(self) -> None:
         view = self._wp.to_torch
@@ -95,7 +110,7 @@ class MujocoWarpBackend:
         ids = env_ids.to(self.device)
         mask = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
         mask[ids] = True
-        with self._wp.ScopedDevice(self.wp_device):
+        with self._warp_scope():
             self._mjw.reset_data(self.m, self.d, reset=self._wp.from_torch(mask))
             quat_wxyz = cube_quat_xyzw.to(self.device)[:, [3, 0, 1, 2]]
             self._qpos[ids] = torch.cat([joint_pos_rad.to(self.device), cube_pos_m.to(self.device), quat_wxyz], 1)
@@ -108,7 +123,7 @@ class MujocoWarpBackend:
     def step(self, torque_nm: torch.Tensor) -> None:
         self._ctrl.copy_(torque_nm.to(self.device, torch.float32))
         wp = self._wp
-        with wp.ScopedDevice(self.wp_device):
+        with self._warp_scope():
             if not self.wp_device.is_cuda:
                 self._substeps()
                 return
@@ -176,7 +191,7 @@ class MujocoWarpBackend:
         f["dof_frictionloss"][ids, : tp.NUM_JOINTS] = p["joint_friction_nm"]
         f["dof_damping"][ids, : tp.NUM_JOINTS] = p["joint_damping"]
         f["actuator_dynprm"][ids, :, 0] = p["action_lag_s"][:, None]
-        with self._wp.ScopedDevice(self.wp_device):
+        with self._warp_scope():
             self._mjw.set_const(self.m, self.d)  # inertia-derived constants and the cube's bounds
 
     def nonfinite_envs(self) -> torch.Tensor:
