@@ -106,7 +106,7 @@ class TestConfiguration:
             EnvConfig(num_envs=-4)
 
     def test_unknown_backend_names_the_valid_ones(self):
-        with pytest.raises(ValueError, match=r"\['mujoco'\]"):
+        with pytest.raises(ValueError, match=r"\['mujoco', 'warp'\]"):
             EnvConfig(backend="physx")
 
     def test_unknown_physics_mode_names_the_valid_ones(self):
