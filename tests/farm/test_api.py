@@ -115,6 +115,7 @@ class TestInProcessFarm:
         worker = FarmWorker(WorkerConfig(server_url="http://testserver", token=store.add_user("robots", admin=True),
                                          robot_name="sim-robot-0", work_dir=tmp_path / "w"), client=client)
         assert worker.run_once() and worker.jobs_done == 1
+        assert worker.health == (True, "ok"), "the robot passes its between-jobs check"
         job = client.get(f"/api/jobs/{job_id}", headers=auth(token)).json()
         assert job["status"] == "succeeded" and job["robot"] == "sim-robot-0"
         assert {"success_rate", "ci80_low", "ci80_high"} <= set(job)

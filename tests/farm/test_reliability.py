@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -149,3 +150,29 @@ def test_fifty_concurrent_submissions_none_lost_or_duplicated(make_farm, tiny_bu
     assert errors == []
     jobs = httpx.get(f"{farm.url}/api/jobs", headers=auth(token)).json()["jobs"]
     assert len(ids) == len(set(ids)) == 50 and sorted(j["job_id"] for j in jobs) == sorted(ids)
+
+
+def test_the_cli_contract(make_farm, tmp_path):
+    """`farm user add`, `submit` (pretrained:NAME), `status` and `results` with --json and S2R_FARM_* variables."""
+    farm = make_farm()
+    farm.start_server()
+    cli = [sys.executable, "-m", "trifinger_s2r.cli", "farm"]
+
+    def run(*args, env=None):
+        proc = subprocess.run([*cli, *args], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, **(env or {})})
+        return proc.returncode, proc.stdout, proc.stderr
+
+    code, out, _ = run("user", "add", "ada", "--db", farm.db, "--json")
+    token = json.loads(out)["token"]
+    assert code == 0 and token
+    env = {"S2R_FARM_URL": farm.url, "S2R_FARM_TOKEN": token}
+    code, out, err = run("submit", "pretrained:push", "--episodes", "1", "--json", env=env)
+    assert code == 0, err
+    job_id = json.loads(out)["job_id"]
+    code, out, _ = run("status", job_id, "--json", env=env)
+    assert code == 0 and json.loads(out)["status"] == "queued"
+    code, _, err = run("results", job_id, "--out", str(tmp_path / "r"), "--json", env=env)
+    assert code != 0 and "no results yet" in err
+    code, _, err = run("status", job_id, "--json", "--server", farm.url, "--token", "wrong")
+    assert code != 0 and "401" in err

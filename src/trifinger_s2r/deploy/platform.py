@@ -27,7 +27,7 @@ from trifinger_s2r.timing import ROBOT_RATE_HZ
 class RobotPlatform(Protocol):
     """The real front end's interface (robot_interfaces semantics: read at t, never t + 1)."""
 
-    def Action(self, torque: np.ndarray) -> Any: ...  # noqa: N802 (the front end's name)
+    def Action(self, torque: np.ndarray, position: np.ndarray | None = None) -> Any: ...  # noqa: N802 (front end's)
 
     def append_desired_action(self, action: Any) -> int: ...
 
@@ -94,8 +94,10 @@ class _CalibratedPlatform:
         self.get_desired_action = platform.get_desired_action
         self.get_applied_action = platform.get_applied_action
 
-    def Action(self, torque: np.ndarray):  # noqa: N802
-        return self._platform.Action(torque=np.asarray(torque, dtype=float))
+    def Action(self, torque: np.ndarray, position: np.ndarray | None = None):  # noqa: N802
+        if position is None:
+            return self._platform.Action(torque=np.asarray(torque, dtype=float))
+        return self._platform.Action(torque=np.asarray(torque, dtype=float), position=np.asarray(position, float))
 
     def append_desired_action(self, action) -> int:
         scale = self._calibration.torque_constant_scale
@@ -181,8 +183,10 @@ class _FrontendPlatform:
                      "get_current_timeindex", "get_desired_action", "get_applied_action", "get_robot_status"):
             setattr(self, name, getattr(frontend, name))
 
-    def Action(self, torque: np.ndarray):  # noqa: N802
-        return self._action_type(torque=np.asarray(torque, dtype=float))
+    def Action(self, torque: np.ndarray, position: np.ndarray | None = None):  # noqa: N802
+        if position is None:
+            return self._action_type(torque=np.asarray(torque, dtype=float))
+        return self._action_type(torque=np.asarray(torque, dtype=float), position=np.asarray(position, float))
 
     def go_home(self) -> None:
         home = np.array(tp.per_finger(tp.HOME_POSE_RAD))

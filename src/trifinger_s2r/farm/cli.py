@@ -129,7 +129,8 @@ def cmd_worker(args: argparse.Namespace) -> None:
         else load_calibration(args.calibration)
     cfg = WorkerConfig(server_url=args.server, token=args.token, robot_name=args.robot, calibration=calibration,
                        work_dir=Path(args.work_dir), poll_interval_s=args.poll_interval_s,
-                       heartbeat_interval_s=args.heartbeat_interval_s, video=not args.no_video)
+                       heartbeat_interval_s=args.heartbeat_interval_s, video=not args.no_video and args.platform != "real",
+                       platform=args.platform)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     FarmWorker(cfg).run_forever(stop)
@@ -196,6 +197,8 @@ def add_farm_parser(sub) -> None:
     fsub.add_parser("serve", parents=[common, serving], help="the farm server alone").set_defaults(func=cmd_serve)
     worker = fsub.add_parser("worker", parents=[common], help="one robot's worker (HTTP only)")
     worker.add_argument("--robot", required=True, help="this robot's name")
+    worker.add_argument("--platform", choices=["pybullet", "real"], default="pybullet",
+                        help="a simulated robot (default) or the real robot_fingers front end on this computer")
     worker.add_argument("--calibration", help="JSON of RobotCalibration fields (default nominal)")
     worker.add_argument("--calibration-index", type=int, help="use simulated robot number I's calibration")
     worker.add_argument("--work-dir", default="farm-worker")

@@ -21,10 +21,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from trifinger_s2r.deploy.platform import PyBulletRobot, RobotCalibration
+from trifinger_s2r.deploy.platform import PyBulletRobot, RealRobot, RobotCalibration
 from trifinger_s2r.deploy.plots import plot_errors
 from trifinger_s2r.deploy.session import DeployConfig, DeploymentStopped, run_deployment
-from trifinger_s2r.deploy.tracker import TrackerConfig
+from trifinger_s2r.deploy.tracker import CONFIDENCE_THRESHOLD, TrackerConfig
 from trifinger_s2r.export.policy_bundle import METADATA_FILE, ONNX_FILE, OnnxPolicy
 from trifinger_s2r.robot import cube
 from trifinger_s2r.robot import trifinger_pro as tp
@@ -32,6 +32,7 @@ from trifinger_s2r.robot import trifinger_pro as tp
 log = logging.getLogger("trifinger_s2r.farm.worker")
 HEALTH_STEPS = 300
 """Robot steps of the between-jobs check (0.3 s at 1 kHz)."""
+HOME_TOLERANCE_RAD = 0.1
 
 
 @dataclass(frozen=True)
@@ -45,25 +46,38 @@ class WorkerConfig:
     heartbeat_interval_s: float = 2.0
     video: bool = True
     seed: int = 0
+    platform: str = "pybullet"
+    """'pybullet' (a simulated robot with this calibration) or 'real' (robot_fingers' front end on this computer)."""
 
 
 class JobLost(RuntimeError):
     """The server refused a heartbeat: the job is no longer this robot's."""
 
 
-def health_check(robot: PyBulletRobot) -> tuple[bool, str]:
-    """Reset the cube to the centre, hold zero torque, and check the cube rests on the table at half its edge
-    and the fingers hang at home (the farm's between-jobs self test)."""
+def health_check(robot) -> tuple[bool, str]:
+    """Reset the cube to the centre (a simulated robot places it; a real one uses it where it lies), hold zero
+    torque, and check the cube rests on the table at half its edge (the exact pose in simulation, the tracker's
+    confident pose on a real robot) and the fingers hold the home pose under the platform's position control: the
+    farm's between-jobs self test."""
     platform = robot.start_episode(np.array([0.0, 0.0, cube.HALF_EDGE_M + 0.002]), np.array([0.0, 0.0, 0.0, 1.0]))
+    home = np.array(tp.per_finger(tp.HOME_POSE_RAD))
     t = 0
     for _ in range(HEALTH_STEPS):
-        t = platform.append_desired_action(platform.Action(torque=np.zeros(tp.NUM_JOINTS)))
-    position, _ = robot.true_object_pose()
+        t = platform.append_desired_action(platform.Action(torque=np.zeros(tp.NUM_JOINTS), position=home))
     joints = np.asarray(platform.get_robot_observation(t).position)
-    robot.close()
+    true_pose = robot.true_object_pose()
+    if true_pose is not None:
+        position = true_pose[0]
+    else:
+        tracked = platform.get_camera_observation(t).filtered_object_pose
+        if tracked.confidence < CONFIDENCE_THRESHOLD:
+            return False, f"the tracker does not see the cube (confidence {tracked.confidence:.2f})"
+        position = np.asarray(tracked.position)
+    if robot.kind == "pybullet":
+        robot.close()
     if abs(position[2] - cube.HALF_EDGE_M) > 0.003:
         return False, f"cube at z = {position[2]:.4f} m after reset, expected {cube.HALF_EDGE_M:.4f} m"
-    if np.abs(joints - tp.per_finger(tp.HOME_POSE_RAD)).max() > 0.3:
+    if np.abs(joints - home).max() > HOME_TOLERANCE_RAD:
         return False, f"fingers not at home after reset: {joints.round(2).tolist()}"
     return True, "ok"
 
@@ -73,9 +87,15 @@ class FarmWorker:
         self.cfg = cfg
         self.client = client or httpx.Client(base_url=cfg.server_url, timeout=60.0)
         self._auth = {"Authorization": f"Bearer {cfg.token}"}
-        self.robot = PyBulletRobot(name=cfg.robot_name, calibration=cfg.calibration, tracker=TrackerConfig(),
-                                   seed=cfg.seed)
-        self._healthy, self._health_message = True, ""
+        if cfg.platform == "real":
+            self.robot = RealRobot(name=cfg.robot_name)
+        elif cfg.platform == "pybullet":
+            self.robot = PyBulletRobot(name=cfg.robot_name, calibration=cfg.calibration, tracker=TrackerConfig(),
+                                       seed=cfg.seed)
+        else:
+            raise ValueError(f"unknown platform {cfg.platform!r}; valid: ['pybullet', 'real']")
+        self.health: tuple[bool, str] = (True, "")
+        """The last health check's verdict and message, reported with every poll."""
         self.jobs_done = 0
 
     def _url(self, path: str) -> str:
@@ -94,14 +114,14 @@ class FarmWorker:
     def run_once(self) -> bool:
         """One poll; runs the job if one was assigned. True when a job ran."""
         response = self.client.post(self._url("/poll"), headers=self._auth, json={
-            "healthy": self._healthy, "message": self._health_message,
+            "healthy": self.health[0], "message": self.health[1],
             "info": {"platform": self.robot.kind, "calibration": asdict(self.cfg.calibration)}})
         response.raise_for_status()
         job = response.json()["job"]
         if job is None:
             return False
         self._run_job(job)
-        self._healthy, self._health_message = health_check(self.robot)
+        self.health = health_check(self.robot)
         return True
 
     def _run_job(self, job: dict) -> None:
