@@ -114,3 +114,16 @@ def test_gpu_state_is_shared_with_torch_without_copies():
     warp.step(torch.zeros(4, 9, device="cuda"))
     state = warp.state()
     assert state.joint_pos_rad.device.type == "cuda" and torch.isfinite(state.cube_pos_m).all()
+
+
+def test_bench_env_and_training_run_on_the_warp_backend(tmp_path, capsys):
+    import json
+
+    from trifinger_s2r.cli import main
+
+    main(["bench", "env", "--backend", "warp", "--num-envs", "2", "--steps", "4", "--json"])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["backend"] == "warp" and result["device"] == "cpu" and result["env_policy_steps_per_s"] > 0
+    main(["train", "--num-envs", "2", "--max-iterations", "1", "--run-dir", str(tmp_path), "--json",
+          "--set", "env.backend=warp", "--set", "num_steps_per_env=2"])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["checkpoint"].endswith("model_0.pt")
