@@ -35,7 +35,7 @@ def run(cfg: TrainBenchConfig) -> dict:
     train_cfg = dataclasses.replace(
         train_cfg, max_iterations=cfg.iterations + 1, save_interval=10**9, torch_threads=cfg.torch_threads
     )
-    with tempfile.TemporaryDirectory() as run_dir:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as run_dir:  # TensorBoard may still flush
         train(train_cfg, Path(run_dir), show_progress=False)
         timed = json.loads((Path(run_dir) / "progress.json").read_text())[1:]
     import torch
