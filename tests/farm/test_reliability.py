@@ -176,3 +176,33 @@ def test_the_cli_contract(make_farm, tmp_path):
     assert code != 0 and "no results yet" in err
     code, _, err = run("status", job_id, "--json", "--server", farm.url, "--token", "wrong")
     assert code != 0 and "401" in err
+
+
+def test_farm_up_runs_a_job_end_to_end_and_stops_on_sigterm(tmp_path):
+    """`farm up` (server + 2 simulated robots) runs a submitted pretrained policy; results come back; SIGTERM ends
+    it and its workers."""
+    port, db = _free_port(), f"sqlite:///{tmp_path / 'farm.db'}"
+    token = JobStore(db).add_user("ada")
+    up = subprocess.Popen([sys.executable, "-m", "trifinger_s2r.cli", "farm", "up", "--db", db, "--port", str(port),
+                           "--robots", "2", "--data-dir", str(tmp_path / "data"), "--json"],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        started = json.loads(up.stdout.readline())
+        assert started["robots"] == ["sim-robot-0", "sim-robot-1"]
+        url = started["server"]
+        response = httpx.post(f"{url}/api/jobs", headers=auth(token), timeout=120, data={"episodes": "1"},
+                              files=upload_files(tmp_path, *_pretrained_push_files()))
+        job_id = response.json()["job_id"]
+        done = _wait_for(lambda: (j := _job(url, token, job_id))["status"] in ("succeeded", "failed") and j, 240,
+                         "the job")
+        assert done["status"] == "succeeded" and done["robot"] in started["robots"]
+    finally:
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(timeout=60) == 0
+
+
+def _pretrained_push_files():
+    from trifinger_s2r.export.policy_bundle import bundle_dir
+
+    folder = bundle_dir("pretrained:push")
+    return (folder / "policy.onnx").read_bytes(), (folder / "metadata.json").read_bytes()
