@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from trifinger_s2r.export.policy_bundle import METADATA_FILE, ONNX_FILE
 from trifinger_s2r.farm import pages
+from trifinger_s2r.farm.archive import zip_folder
 from trifinger_s2r.farm.store import FINISHED_STATUSES, JobStore, QueuePolicy, User
 from trifinger_s2r.farm.validation import MAX_UPLOAD_BYTES, UploadError, simulation_precheck, validate_bundle_files
 
@@ -132,12 +133,7 @@ def create_app(settings: FarmSettings, store: JobStore | None = None) -> FastAPI
         results = job_dir(job_id) / "results"
         if job.status not in FINISHED_STATUSES or not results.is_dir():
             raise HTTPException(404, f"job {job_id} has no results yet (status {job.status})")
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            for path in sorted(results.rglob("*")):
-                if path.is_file():
-                    archive.write(path, path.relative_to(results))
-        return Response(buffer.getvalue(), media_type="application/zip",
+        return Response(zip_folder(results), media_type="application/zip",
                         headers={"Content-Disposition": f'attachment; filename="{job_id}.zip"'})
 
     @app.get("/api/jobs/{job_id}/files/{name:path}")

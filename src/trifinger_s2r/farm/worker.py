@@ -8,13 +8,11 @@ worker that dies simply stops heartbeating and the server re-queues the job.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import shutil
 import threading
 import traceback
-import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from trifinger_s2r.deploy.plots import plot_errors
 from trifinger_s2r.deploy.session import DeployConfig, DeploymentStopped, run_deployment
 from trifinger_s2r.deploy.tracker import CONFIDENCE_THRESHOLD, TrackerConfig
 from trifinger_s2r.export.policy_bundle import METADATA_FILE, ONNX_FILE, OnnxPolicy
+from trifinger_s2r.farm.archive import zip_folder
 from trifinger_s2r.robot import cube
 from trifinger_s2r.robot import trifinger_pro as tp
 
@@ -177,16 +176,7 @@ class FarmWorker:
         except DeploymentStopped:
             raise JobLost(job["job_id"]) from None
         plot_errors(results)
-        return _zip_folder(results)
-
-
-def _zip_folder(folder: Path) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                archive.write(path, path.relative_to(folder))
-    return buffer.getvalue()
+        return zip_folder(results)
 
 
 def calibration_for(index: int, seed: int = 0) -> RobotCalibration:

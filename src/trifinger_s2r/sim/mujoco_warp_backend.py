@@ -78,6 +78,10 @@ class MujocoWarpBackend:
         with self._warp_scope():
             mjw.forward(self.m, self.d)
         self._graph = None
+        self._state_ids = tuple(torch.as_tensor(ids, device=self.device) for ids in (
+            self.index.fingertip_sites, self.index.lower_link_bodies, self.index.finger_root_bodies,
+            self.index.contact_sensor_adr))
+        """Index tensors state() gathers with, made once (on a GPU each would be a host-to-device copy per step)."""
 
     @contextlib.contextmanager
     def _warp_scope(self):
@@ -145,14 +149,11 @@ class MujocoWarpBackend:
         ix = self.index
         qpos, qvel = self._qpos, self._qvel
         cube_quat = _wxyz_to_xyzw(qpos[:, ix.cube_qpos + 3: ix.cube_qpos + 7])
-        tips = torch.as_tensor(ix.fingertip_sites, device=self.device)
-        links = torch.as_tensor(ix.lower_link_bodies, device=self.device)
-        roots = torch.as_tensor(ix.finger_root_bodies, device=self.device)
+        tips, links, roots, wrench_adr = self._state_ids
         tip_pos = self._site_xpos[:, tips]
         cvel = self._cvel[:, links]  # [angular, linear] at the finger's subtree com
         tip_angvel = cvel[..., :3]
         tip_linvel = cvel[..., 3:] + torch.cross(tip_angvel, tip_pos - self._subtree_com[:, roots], dim=-1)
-        wrench_adr = torch.as_tensor(ix.contact_sensor_adr, device=self.device)
         return SimState(
             joint_pos_rad=qpos[:, : tp.NUM_JOINTS].clone(),
             joint_vel_radps=qvel[:, : tp.NUM_JOINTS].clone(),
