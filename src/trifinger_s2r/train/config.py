@@ -29,7 +29,7 @@ class PPOConfig:
     use_clipped_value_loss: bool = False
     """rsl_rl's value clipping keeps each value within clip_param (0.2) of its previous estimate per update. Our
     returns are in the hundreds (unnormalised paper rewards) and the paper normalised values; clipping them in
-    raw units stalls the critic: push-cpu reached 71% training success at 2.2M steps without it and ~20% with it
+    raw units stalls the critic: push-cpu reached 71% training success at 2.2M steps without it, 29% at 2.95M with it
     (docs/benchmarks.md)."""
 
 
