@@ -62,6 +62,8 @@ class TestConfig:
         cfg = to_rsl_rl(preset(name))
         assert cfg["obs_groups"] == {"actor": ["policy"], "critic": ["critic"]}
         assert cfg["actor"]["obs_normalization"] and cfg["critic"]["obs_normalization"]
+        # Values are unnormalised (returns in the hundreds): rsl_rl's 0.2 value clipping would stall the critic.
+        assert cfg["algorithm"]["use_clipped_value_loss"] is False
 
     def test_unknown_preset_names_the_valid_ones(self):
         with pytest.raises(ValueError, match="push-cpu"):
