@@ -115,12 +115,14 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     from dataclasses import replace
 
     from trifinger_s2r.eval.rollouts import evaluate, load_policy
+    from trifinger_s2r.task.config import for_evaluation
     from trifinger_s2r.train.config import apply_overrides
 
     try:
         policy, cfg = load_policy(args.policy)
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f"--policy {args.policy}: {err}") from None
+    cfg = replace(cfg, env=replace(cfg.env, task=for_evaluation(cfg.env.task)))  # --set may turn them back on
     if args.level is not None:
         cfg = replace(cfg, env=replace(cfg.env, task=replace(cfg.env.task, level=args.level)))
     try:

@@ -10,7 +10,7 @@ from tensordict import TensorDict
 
 from trifinger_s2r.robot import trifinger_pro as tp
 from trifinger_s2r.sim.backend import PhysicsBackend, PhysicsParams, SimState
-from trifinger_s2r.task import goals
+from trifinger_s2r.task import curriculum, goals
 from trifinger_s2r.task import observations as obs_fn
 from trifinger_s2r.task.camera import CameraPoseModel
 from trifinger_s2r.task.config import CameraConfig, TaskConfig
@@ -30,6 +30,8 @@ BACKENDS = ("mujoco", "warp")
 a CUDA GPU, or Warp's CPU device)."""
 CUBE_DROP_HEIGHT_M = 0.0005
 """A reset cube starts this far above its resting height, so it never starts in the table."""
+LIFTED_M = 0.01
+"""A cube whose centre is this far above its resting height counts as lifted (training diagnostics)."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,8 @@ class ReposeEnv(VecEnv):
             self.device,
         )
         self._init_buffers()
+        self.curriculum_state = curriculum.initial_state(self.task.curriculum)
+        self._grasps = _load_grasps(self.device) if self.task.grasp_start_share > 0 else None
         self.params = sample_physics_params(
             self.num_envs, self.task, self.generator, self.device
         )
@@ -114,6 +118,8 @@ class ReposeEnv(VecEnv):
         self.action_bias = torch.zeros(n, tp.NUM_JOINTS, device=d)
         self.goal_pos_m = torch.zeros(n, 3, device=d)
         self.goal_quat = torch.zeros(n, 4, device=d)
+        self.goal_is_level_4 = torch.zeros(n, dtype=torch.bool, device=d)
+        """Whether each env's goal was drawn from level 4 itself (always, without a curriculum)."""
         self.prev_tip_pos_m = torch.zeros(n, 3, 3, device=d)
         self.prev_cube_pos_m = torch.zeros(n, 3, device=d)
         self.episode_reward_sums: dict[str, torch.Tensor] = {}
@@ -131,17 +137,35 @@ class ReposeEnv(VecEnv):
         new_params = sample_physics_params(n, task, g, d)
         _assign_rows(self.params, env_ids, new_params)
         self.backend.set_params(env_ids, new_params)
-        cube_pos, cube_quat = goals.sample_initial_pose(n, g, d)
-        cube_pos[:, 2] = new_params.cube_edge_m / 2 + CUBE_DROP_HEIGHT_M
-        home = torch.tensor(tp.per_finger(tp.HOME_POSE_RAD), device=d).expand(n, -1)
-        self.backend.reset(env_ids, home, cube_pos, cube_quat)
-        self.goal_pos_m[env_ids], self.goal_quat[env_ids] = goals.sample_goal(task.level, n, g, d)
+        joint_pos, cube_pos, cube_quat = self._initial_states(n, new_params.cube_edge_m)
+        self.backend.reset(env_ids, joint_pos, cube_pos, cube_quat)
+        self.goal_pos_m[env_ids], self.goal_quat[env_ids], self.goal_is_level_4[env_ids] = self._sample_goals(cube_quat)
         self.action_bias[env_ids] = sample_action_bias(n, task.randomization, g, d)
         self.last_action[env_ids] = 0.0
         self.episode_length_buf[env_ids] = 0
         for sums in self.episode_reward_sums.values():
             sums[env_ids] = 0.0
         self.camera.reset(env_ids, cube_pos, cube_quat, g)
+
+    def _initial_states(self, n: int, cube_edge_m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Joint positions and cube poses to reset n envs to: on the table at home, or (grasp_start_share of them)
+        a cached grasp of the lifted cube."""
+        g, d = self.generator, self.device
+        cube_pos, cube_quat = goals.sample_initial_pose(n, g, d)
+        cube_pos[:, 2] = cube_edge_m / 2 + CUBE_DROP_HEIGHT_M
+        joint_pos = torch.tensor(tp.per_finger(tp.HOME_POSE_RAD), device=d).expand(n, -1).clone()
+        if self._grasps is not None:
+            grasped = torch.nonzero(torch.rand(n, generator=g, device=d) < self.task.grasp_start_share).flatten()
+            pick = torch.randint(0, len(self._grasps[0]), (len(grasped),), generator=g, device=d)
+            joint_pos[grasped], cube_pos[grasped], cube_quat[grasped] = (part[pick] for part in self._grasps)
+        return joint_pos, cube_pos, cube_quat
+
+    def _sample_goals(self, cube_quat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Goals for envs starting at cube_quat: the curriculum's when it is on, else the level's."""
+        if self.task.curriculum.enabled:
+            return curriculum.sample_goals(self.task.curriculum, self.curriculum_state, cube_quat, self.generator)
+        pos, quat = goals.sample_goal(self.task.level, len(cube_quat), self.generator, self.device)
+        return pos, quat, torch.full((len(cube_quat),), self.task.level == 4, device=self.device)
 
     def _start_history(self, env_ids: torch.Tensor, state: SimState) -> None:
         """Reset-aware history: a new episode's 'previous step' is its first state."""
@@ -183,7 +207,7 @@ class ReposeEnv(VecEnv):
         pos_err, rot_err, success = self._errors(state)
         time_outs = self.episode_length_buf >= self.max_episode_length
         dones = time_outs | nonfinite
-        log = self._episode_log(time_outs, nonfinite, pos_err, rot_err, success)
+        log = self._episode_log(time_outs, nonfinite, pos_err, rot_err, success, state)
 
         done_ids = torch.nonzero(dones).flatten()
         self._reset_envs(done_ids)
@@ -240,15 +264,21 @@ class ReposeEnv(VecEnv):
             sums = self.episode_reward_sums.setdefault(name, torch.zeros(self.num_envs, device=self.device))
             sums += torch.where(nonfinite, torch.zeros_like(value), torch.nan_to_num(value))
 
-    def _episode_log(self, time_outs, nonfinite, pos_err, rot_err, success) -> dict[str, torch.Tensor]:
+    def _episode_log(self, time_outs, nonfinite, pos_err, rot_err, success, state) -> dict[str, torch.Tensor]:
         """Per-episode values of the episodes that ended this step (rsl_rl averages them over an iteration)."""
         self.nonfinite_resets += int(nonfinite.sum())
         log: dict[str, torch.Tensor | float] = {"Env/nonfinite_resets_total": float(self.nonfinite_resets)}
         ended = time_outs & ~nonfinite
+        if self.task.curriculum.enabled:
+            log.update(self._advance_curriculum(ended, success))
         if ended.any():
             log["Episode/success_rate"] = success[ended].float()
             log["Episode/final_position_error_m"] = pos_err[ended]
             log["Episode/final_orientation_error_rad"] = rot_err[ended]
+            lifted = state.cube_pos_m[:, 2] > self.params.cube_edge_m / 2 + LIFTED_M
+            log["Episode/lifted_at_end"] = lifted[ended].float()
+            if (ended & self.goal_is_level_4).any():
+                log["Episode/success_level_4_goals"] = success[ended & self.goal_is_level_4].float()
             for name, sums in self.episode_reward_sums.items():
                 log[f"Episode_Reward/{name}"] = sums[ended].clone()
         return log
@@ -279,6 +309,26 @@ class ReposeEnv(VecEnv):
         critic = critic.nan_to_num().clamp(-obs_fn.OBS_CLIP, obs_fn.OBS_CLIP)
         return TensorDict({"policy": actor.nan_to_num(), "critic": critic}, batch_size=[self.num_envs])
 
+    def _advance_curriculum(self, ended: torch.Tensor, success: torch.Tensor) -> dict[str, float]:
+        """Count the ended curriculum episodes (not the level-4 share) towards promotion; the curriculum's log."""
+        cfg = self.task.curriculum
+        counted = ended & ~self.goal_is_level_4 if not curriculum.is_final(cfg, self.curriculum_state) else ended
+        self.curriculum_state = curriculum.record_episodes(
+            cfg, self.curriculum_state, int(success[counted].sum()), int(counted.sum()))
+        return {"Curriculum/difficulty": curriculum.difficulty(cfg, self.curriculum_state),
+                "Curriculum/stage_index": float(self.curriculum_state.stage_index),
+                "Curriculum/max_tilt_rad": self.curriculum_state.tilt_rad,
+                "Curriculum/promotions": float(self.curriculum_state.promotions)}
+
+    def training_state(self) -> dict:
+        """What a checkpoint must keep of the env for training to resume where it stopped."""
+        return {"curriculum": self.curriculum_state.to_dict(), "total_env_steps": self.total_env_steps}
+
+    def load_training_state(self, saved: dict) -> None:
+        if "curriculum" in saved:
+            self.curriculum_state = curriculum.CurriculumState.from_dict(saved["curriculum"])
+        self.total_env_steps = int(saved.get("total_env_steps", self.total_env_steps))
+
     @property
     def state(self) -> SimState:
         """The simulator state behind the current observation."""
@@ -288,3 +338,11 @@ class ReposeEnv(VecEnv):
 def _assign_rows(target: PhysicsParams, env_ids: torch.Tensor, rows: PhysicsParams) -> None:
     for name, value in vars(rows).items():
         getattr(target, name)[env_ids] = value
+
+
+def _load_grasps(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    from trifinger_s2r.sim.grasps import Grasps
+
+    grasps = Grasps.load()
+    return tuple(torch.as_tensor(a, device=device) for a in (grasps.joint_pos_rad, grasps.cube_pos_m,
+                                                               grasps.cube_quat_xyzw))

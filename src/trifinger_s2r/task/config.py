@@ -7,13 +7,15 @@ damping and torque-limit variation; joint friction and damping).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from trifinger_s2r.robot import trifinger_pro as tp
+from trifinger_s2r.task.curriculum import CurriculumConfig
 from trifinger_s2r.task.goals import check_level
 
-OBS_TYPES = ("keypoints", "pq")
-"""O-KP: cube and goal as 8 keypoints each (75 values); O-PQ: position + quaternion (41 values)."""
+OBS_TYPES = ("keypoints", "pq", "keypoints_rel")
+"""O-KP: cube and goal as 8 keypoints each (75 values); O-PQ: position + quaternion (41 values); O-KP-rel: O-KP plus
+the rotation from cube to goal as 6 numbers (81 values)."""
 REWARD_TYPES = ("keypoints", "pq")
 """R-KP: mean logistic kernel over 8 keypoint distances; R-PQ: position kernel + inverse rotation angle."""
 
@@ -120,12 +122,26 @@ class TaskConfig:
     success_orientation_rad: float = 0.4
     rewards: RewardWeights = field(default_factory=RewardWeights)
     randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    """Goal curriculum (training only: evaluation judges the level's own goals)."""
+    grasp_start_share: float = 0.0
+    """Share [0, 1) of training episodes that start with the cube held in the air by a simulated grasp
+    (sim.grasps); the rest start on the table as on the robot. Training only."""
 
     def __post_init__(self) -> None:
         check_level(self.level)
+        if self.curriculum.enabled and self.level != 4:
+            raise ValueError(f"curriculum.enabled ends at level 4's goals and needs level 4, got level {self.level}")
+        if not 0.0 <= self.grasp_start_share < 1.0:
+            raise ValueError(f"grasp_start_share must be in [0, 1), got {self.grasp_start_share}")
         _check_choice("obs_type", self.obs_type, OBS_TYPES)
         _check_choice("reward_type", self.reward_type, REWARD_TYPES)
         if self.episode_length_steps <= 0:
             raise ValueError(f"episode_length_steps must be positive, got {self.episode_length_steps}")
         if self.torque_limit_nm <= 0:
             raise ValueError(f"torque_limit_nm must be positive, got {self.torque_limit_nm}")
+
+
+def for_evaluation(task: TaskConfig) -> TaskConfig:
+    """The task as it is judged: the level's own goals from on-table starts (no curriculum, no grasped starts)."""
+    return replace(task, curriculum=replace(task.curriculum, enabled=False), grasp_start_share=0.0)

@@ -12,7 +12,7 @@ import torch
 
 from trifinger_s2r.robot import cube
 from trifinger_s2r.robot import trifinger_pro as tp
-from trifinger_s2r.task.geometry import keypoints
+from trifinger_s2r.task.geometry import keypoints, quat_conjugate, quat_mul, quat_to_matrix
 
 OBS_CLIP = 5.0
 """Clamp of the scaled observation (the reference's clipObservations)."""
@@ -23,6 +23,10 @@ KEYPOINT_MARGIN_M = math.sqrt(2) * cube.EDGE_M
 
 ACTOR_OBS_LAYOUT = {
     "keypoints": (("joint_pos", 9), ("joint_vel", 9), ("cube_keypoints", 24), ("goal_keypoints", 24), ("last_action", 9)),
+    "keypoints_rel": (
+        ("joint_pos", 9), ("joint_vel", 9), ("cube_keypoints", 24), ("goal_keypoints", 24),
+        ("goal_from_cube_rotation_6d", 6), ("last_action", 9),
+    ),
     "pq": (
         ("joint_pos", 9), ("joint_vel", 9), ("cube_position", 3), ("cube_quat_xyzw", 4),
         ("goal_position", 3), ("goal_quat_xyzw", 4), ("last_action", 9),
@@ -54,8 +58,15 @@ def _scaled_keypoints(kp_m: torch.Tensor) -> torch.Tensor:
     return scale_to_unit(kp_m, low, high).flatten(1)  # (N, 8*3)
 
 
+def relative_rotation_6d(cube_quat: torch.Tensor, goal_quat: torch.Tensor) -> torch.Tensor:
+    """(N, 6) the rotation from the cube's orientation to the goal's (goal * cube^-1, world frame) as the first two
+    columns of its matrix: continuous, unlike a quaternion or an angle-axis (Zhou et al. 2019)."""
+    matrix = quat_to_matrix(quat_mul(goal_quat, quat_conjugate(cube_quat)))
+    return matrix[..., :, :2].transpose(-1, -2).reshape(-1, 6)
+
+
 def _cube_part(obs_type: str, pos_m: torch.Tensor, quat: torch.Tensor, kp_m: torch.Tensor | None) -> torch.Tensor:
-    if obs_type == "keypoints":
+    if obs_type in ("keypoints", "keypoints_rel"):
         return _scaled_keypoints(keypoints(pos_m, quat) if kp_m is None else kp_m)
     return torch.cat([scale_to_unit(pos_m, POSITION_LOW_M, POSITION_HIGH_M), quat], dim=-1)  # (N, 3 + 4)
 
@@ -74,13 +85,16 @@ def actor_observation(
 ) -> torch.Tensor:
     """Scaled actor observation before noise: q | qdot | cube | goal | last action.
 
-    Keypoints of the cube and goal poses may be passed in when the caller has them already."""
+    Keypoints of the cube and goal poses may be passed in when the caller has them already; 'keypoints_rel' adds
+    the rotation from cube to goal before the last action."""
+    relative = [relative_rotation_6d(cube_quat, goal_quat)] if obs_type == "keypoints_rel" else []
     return torch.cat(
         [
             scale_to_unit(joint_pos_rad, tp.per_finger(tp.SOFT_LIMIT_LOWER_RAD), tp.per_finger(tp.SOFT_LIMIT_UPPER_RAD)),
             joint_vel_radps / tp.MAX_VELOCITY_RADPS,
             _cube_part(obs_type, cube_pos_m, cube_quat, cube_kp_m),
             _cube_part(obs_type, goal_pos_m, goal_quat, goal_kp_m),
+            *relative,
             last_action,
         ],
         dim=-1,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from trifinger_s2r.envs.repose_env import EnvConfig
 from trifinger_s2r.task.config import CameraConfig, RandomizationConfig, RewardWeights, TaskConfig, Uniform
+from trifinger_s2r.task.curriculum import CurriculumConfig
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,21 @@ class PPOConfig:
     returns are in the hundreds (unnormalised paper rewards) and the paper normalised values; clipping them in
     raw units stalls the critic: push-cpu reached 71% training success at 2.2M steps without it, 29% at 2.95M with it
     (docs/benchmarks.md)."""
+    reward_scale: float = 1.0
+    """Factor on every reward before PPO sees it (the reference's rl_games `scale_value` 0.01)."""
+    value_normalization: bool = False
+    """Learn the value in units normalised by running return statistics (the reference's `normalize_value`)."""
+    bounds_loss_coef: float = 0.0
+    """Weight of rl_games' bounds loss on action means beyond +-1.1 (the reference's 1e-4)."""
+
+    def __post_init__(self) -> None:
+        if self.reward_scale <= 0:
+            raise ValueError(f"ppo.reward_scale must be positive, got {self.reward_scale}")
+        if self.bounds_loss_coef < 0:
+            raise ValueError(f"ppo.bounds_loss_coef must be >= 0, got {self.bounds_loss_coef}")
+        if self.value_normalization and self.use_clipped_value_loss:
+            raise ValueError("ppo.value_normalization and ppo.use_clipped_value_loss do not combine: rsl_rl clips "
+                             "values in return units")
 
 
 @dataclass(frozen=True)
@@ -145,6 +161,7 @@ def config_from_dict(raw: dict) -> TrainConfig:
     task["safety_kd"] = tuple(task["safety_kd"])
     task["rewards"] = RewardWeights(**task["rewards"])
     task["randomization"] = RandomizationConfig(camera=CameraConfig(**camera), **uniforms)
+    task["curriculum"] = CurriculumConfig(**task.get("curriculum", {}))  # runs saved before it existed: off
     env = dict(raw["env"], task=TaskConfig(**task))
     model = {k: tuple(v) if isinstance(v, list) else v for k, v in raw["model"].items()}
     return TrainConfig(
@@ -206,12 +223,13 @@ def apply_overrides(cfg: TrainConfig, assignments: list[str]) -> TrainConfig:
 def to_rsl_rl(cfg: TrainConfig) -> dict:
     """The rsl_rl 5.5 OnPolicyRunner config for cfg: asymmetric actor-critic through observation groups."""
     ppo, model = asdict(cfg.ppo), cfg.model
+    value_normalization = ppo.pop("value_normalization")
     distribution = {"class_name": "GaussianDistribution", "init_std": model.init_noise_std, "std_type": "scalar"}
     return {
         "num_steps_per_env": cfg.num_steps_per_env,
         "save_interval": cfg.save_interval,
         "obs_groups": {"actor": ["policy"], "critic": ["critic"]},
-        "algorithm": {"class_name": "PPO", **ppo},
+        "algorithm": {"class_name": "trifinger_s2r.train.ppo:ReferencePPO", **ppo},
         "actor": {
             "class_name": "MLPModel",
             "hidden_dims": list(model.actor_hidden_dims),
@@ -220,7 +238,7 @@ def to_rsl_rl(cfg: TrainConfig) -> dict:
             "distribution_cfg": distribution,
         },
         "critic": {
-            "class_name": "MLPModel",
+            "class_name": "trifinger_s2r.train.ppo:ValueNormalizedMLP" if value_normalization else "MLPModel",
             "hidden_dims": list(model.critic_hidden_dims),
             "activation": model.activation,
             "obs_normalization": model.obs_normalization,

@@ -51,7 +51,17 @@ def device_for(requested: str, group: ProcessGroup) -> str:
 
 
 class DistributedRunner(OnPolicyRunner):
-    """OnPolicyRunner whose process group uses gloo on CPU and NCCL on CUDA."""
+    """OnPolicyRunner whose process group uses gloo on CPU and NCCL on CUDA, and whose checkpoints keep the env's
+    training state (the goal curriculum, the env-step count that schedules reward terms)."""
+
+    def save(self, path: str, infos: dict | None = None) -> None:
+        super().save(path, {**(infos or {}), "env": self.env.training_state()})
+
+    def load(self, path: str, load_cfg: dict | None = None, strict: bool = True, map_location: str | None = None):
+        infos = super().load(path, load_cfg, strict, map_location)
+        if load_cfg is None and infos and "env" in infos:  # a resume, not an init_from
+            self.env.load_training_state(infos["env"])
+        return infos
 
     def _configure_multi_gpu(self) -> None:
         group = process_group_from_env()

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rsl_rl.runners import OnPolicyRunner
 
 from trifinger_s2r.envs.repose_env import ReposeEnv
+from trifinger_s2r.task import curriculum
 from trifinger_s2r.train.config import TrainConfig, load_config, to_rsl_rl
 from trifinger_s2r.train.distributed import (
     DistributedRunner,
@@ -70,6 +71,7 @@ class _ProgressLog:
     def __call__(self, **kwargs) -> None:
         rate = self._episode_mean("Episode/success_rate")
         position_error_m = self._episode_mean("Episode/final_position_error_m")
+        diagnostics = self._diagnostics(kwargs["it"])
         with contextlib.redirect_stdout(io.StringIO()):
             self.original(**kwargs)
         it = kwargs["it"] + 1
@@ -77,6 +79,7 @@ class _ProgressLog:
         self.history.append({
             "iteration": it, "env_steps": it * self.steps_per_iteration, "success_rate": rate,
             "final_position_error_m": position_error_m,
+            **diagnostics,
             "steps_per_s": self.steps_per_iteration / seconds,
             "collect_s": kwargs["collect_time"], "learn_s": kwargs["learn_time"],
             "wall_s": time.monotonic() - self.started_s,
@@ -93,10 +96,42 @@ class _ProgressLog:
         if any_rank(time.monotonic() >= self.deadline_s, self.group, str(self.runner.device)):
             raise _OutOfTime
 
+    def _episode_values(self, key: str) -> torch.Tensor:
+        """An episode-end statistic of every episode that ended this iteration (empty if none did)."""
+        values = [torch.as_tensor(e[key]).reshape(-1).float() for e in self.runner.logger.ep_extras if key in e]
+        return torch.cat(values) if values else torch.empty(0)
+
     def _episode_mean(self, key: str) -> float:
         """Mean of an episode-end statistic over the episodes that ended this iteration (nan if none did)."""
-        values = [e[key].reshape(-1) for e in self.runner.logger.ep_extras if key in e]
-        return float(torch.cat(values).float().mean()) if values else float("nan")
+        values = self._episode_values(key)
+        return float(values.mean()) if values.numel() else float("nan")
+
+    def _diagnostics(self, it: int) -> dict[str, float]:
+        """Level-4 learning diagnostics of this iteration: lift share, orientation error percentiles, level-4 success
+        and the curriculum's state (nan where no episode ended); the percentiles also go to TensorBoard."""
+        orientation = self._episode_values("Episode/final_orientation_error_rad")
+        found = orientation.numel() > 0
+        p50, p90 = (torch.quantile(orientation, torch.tensor([0.5, 0.9])).tolist() if found else [float("nan")] * 2)
+        writer = self.runner.logger.writer
+        if writer is not None and found:
+            writer.add_scalar("Episode/orientation_error_p50_rad", p50, it)
+            writer.add_scalar("Episode/orientation_error_p90_rad", p90, it)
+        return {
+            "lifted_share": self._episode_mean("Episode/lifted_at_end"),
+            "orientation_error_p50_rad": p50, "orientation_error_p90_rad": p90,
+            "success_rate_level_4_goals": self._episode_mean("Episode/success_level_4_goals"),
+            **self._curriculum(),
+        }
+
+    def _curriculum(self) -> dict:
+        """The env's curriculum at the end of this iteration (nothing when it is off)."""
+        env = self.runner.env
+        cfg, state = env.task.curriculum, env.curriculum_state
+        if not cfg.enabled:
+            return {}
+        return {"curriculum_stage": curriculum.stage_name(cfg, state),
+                "curriculum_difficulty": curriculum.difficulty(cfg, state),
+                "curriculum_max_tilt_rad": state.tilt_rad}
 
 
 def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, show_progress: bool = True) -> Path:

@@ -1,0 +1,152 @@
+"""A success-driven goal curriculum for 6-DoF reposing: pure functions over a small state.
+
+Stages, easiest first: 'lift' (3-D goal positions of level 3, the cube keeping its own orientation), 'yaw' (level-4
+heights, the goal a rotation about the vertical of the cube's orientation), 'tilt' (yaw plus a tilt about a random
+horizontal axis whose largest angle grows by `growth` per promotion until it reaches pi) and 'so3' (level 4 itself:
+uniform orientations). A stage is left when the success rate over its recent episodes reaches `promote_success`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+
+from trifinger_s2r.task import goals
+from trifinger_s2r.task.geometry import quat_from_axis_angle, quat_from_yaw, quat_mul, random_quat
+
+STAGES = ("lift", "yaw", "tilt", "so3")
+
+
+@dataclass(frozen=True)
+class CurriculumConfig:
+    """Goal curriculum settings (off by default: the paper trains on level-4 goals from the start)."""
+
+    enabled: bool = False
+    stages: tuple[str, ...] = STAGES
+    """The stages to pass through, in the order of STAGES; the last is trained on until the end."""
+    promote_success: float = 0.6
+    """Success rate (0, 1] over the stage's recent episodes that promotes to the next stage or tilt range."""
+    window_episodes: int = 2048
+    """Episodes whose mean success is compared with promote_success; a stage is judged only once it has this many."""
+    initial_tilt_rad: float = 0.5
+    """Largest tilt of the first 'tilt' step."""
+    growth: float = 1.5
+    """Factor (> 1) by which the largest tilt grows at each promotion within 'tilt'."""
+    full_difficulty_share: float = 0.1
+    """Share [0, 1) of goals drawn from level 4 itself at every stage (keeps the hardest goals in view and measures
+    level-4 success during training)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stages", tuple(self.stages))
+        if not self.stages:
+            raise ValueError("curriculum.stages must name at least one stage")
+        unknown = [s for s in self.stages if s not in STAGES]
+        if unknown:
+            raise ValueError(f"curriculum.stages: unknown stage(s) {unknown}; valid: {list(STAGES)}")
+        if list(self.stages) != sorted(self.stages, key=STAGES.index) or len(set(self.stages)) != len(self.stages):
+            raise ValueError(f"curriculum.stages must be distinct and in the order {list(STAGES)}, got "
+                             f"{list(self.stages)}")
+        if not 0.0 < self.promote_success <= 1.0:
+            raise ValueError(f"curriculum.promote_success must be in (0, 1], got {self.promote_success}")
+        if self.window_episodes <= 0:
+            raise ValueError(f"curriculum.window_episodes must be positive, got {self.window_episodes}")
+        if not 0.0 < self.initial_tilt_rad <= math.pi:
+            raise ValueError(f"curriculum.initial_tilt_rad must be in (0, pi], got {self.initial_tilt_rad}")
+        if self.growth <= 1.0:
+            raise ValueError(f"curriculum.growth must be > 1, got {self.growth}")
+        if not 0.0 <= self.full_difficulty_share < 1.0:
+            raise ValueError(f"curriculum.full_difficulty_share must be in [0, 1), got {self.full_difficulty_share}")
+
+
+@dataclass(frozen=True)
+class CurriculumState:
+    """Where training stands: the stage (index into cfg.stages), the largest tilt, and the current window."""
+
+    stage_index: int = 0
+    tilt_rad: float = 0.0
+    window_successes: int = 0
+    window_episodes: int = 0
+    promotions: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(raw: dict) -> CurriculumState:
+        return CurriculumState(**raw)
+
+
+def initial_state(cfg: CurriculumConfig) -> CurriculumState:
+    return CurriculumState(tilt_rad=cfg.initial_tilt_rad)
+
+
+def stage_name(cfg: CurriculumConfig, state: CurriculumState) -> str:
+    return cfg.stages[state.stage_index]
+
+
+def difficulty(cfg: CurriculumConfig, state: CurriculumState) -> float:
+    """One number for plots: the stage's position in STAGES, plus the tilt progress within 'tilt' (0 .. 3)."""
+    name = stage_name(cfg, state)
+    within = min(state.tilt_rad / math.pi, 1.0) if name == "tilt" else 0.0
+    return STAGES.index(name) + within
+
+
+def is_final(cfg: CurriculumConfig, state: CurriculumState) -> bool:
+    return state.stage_index == len(cfg.stages) - 1
+
+
+def record_episodes(cfg: CurriculumConfig, state: CurriculumState, successes: int, episodes: int) -> CurriculumState:
+    """The state after `episodes` more curriculum episodes, `successes` of them successful; promotes when due."""
+    won, seen = state.window_successes + successes, state.window_episodes + episodes
+    if seen < cfg.window_episodes or is_final(cfg, state):
+        return CurriculumState(state.stage_index, state.tilt_rad, won, seen, state.promotions)
+    if won / seen < cfg.promote_success:
+        # a sliding judgement: keep the newer half of the window's evidence
+        return CurriculumState(state.stage_index, state.tilt_rad, won // 2, seen // 2, state.promotions)
+    return _promoted(cfg, state)
+
+
+def _promoted(cfg: CurriculumConfig, state: CurriculumState) -> CurriculumState:
+    if stage_name(cfg, state) == "tilt" and state.tilt_rad < math.pi:
+        tilt = min(state.tilt_rad * cfg.growth, math.pi)
+        return CurriculumState(state.stage_index, tilt, 0, 0, state.promotions + 1)
+    return CurriculumState(state.stage_index + 1, state.tilt_rad, 0, 0, state.promotions + 1)
+
+
+def sample_goals(
+    cfg: CurriculumConfig,
+    state: CurriculumState,
+    cube_quat: torch.Tensor,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Goals for envs whose cube starts at orientation cube_quat (n, 4): positions (n, 3), quaternions (n, 4), and
+    which goals were drawn from level 4 itself (the full-difficulty share)."""
+    n, device = cube_quat.shape[0], cube_quat.device
+    name = stage_name(cfg, state)
+    pos, quat = goals.sample_goal(3 if name == "lift" else 4, n, generator, device)
+    if name == "lift":
+        quat = cube_quat.clone()
+    elif name == "yaw":
+        quat = quat_mul(_random_yaw(n, math.pi, generator, device), cube_quat)
+    elif name == "tilt":
+        quat = quat_mul(_random_tilt(n, state.tilt_rad, generator, device),
+                        quat_mul(_random_yaw(n, math.pi, generator, device), cube_quat))
+    full = torch.rand(n, generator=generator, device=device) < cfg.full_difficulty_share
+    if name != "so3" and full.any():
+        full_pos, _ = goals.sample_goal(4, n, generator, device)
+        pos = torch.where(full[:, None], full_pos, pos)
+        quat = torch.where(full[:, None], random_quat(n, generator, device), quat)
+    return pos, quat, full | (name == "so3")
+
+
+def _random_yaw(n: int, max_rad: float, generator: torch.Generator, device) -> torch.Tensor:
+    return quat_from_yaw(max_rad * (2 * torch.rand(n, generator=generator, device=device) - 1))
+
+
+def _random_tilt(n: int, max_rad: float, generator: torch.Generator, device) -> torch.Tensor:
+    """Rotations by an angle uniform in [0, max_rad] about a uniformly random horizontal axis."""
+    heading = 2 * math.pi * torch.rand(n, generator=generator, device=device)
+    axis = torch.stack([heading.cos(), heading.sin(), torch.zeros_like(heading)], dim=-1)
+    return quat_from_axis_angle(axis, max_rad * torch.rand(n, generator=generator, device=device))

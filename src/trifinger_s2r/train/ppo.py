@@ -1,0 +1,79 @@
+"""The reference recipe's PPO parts that rsl_rl lacks: reward scaling, value normalisation, the action bounds loss.
+
+The reference (rl_games, shared/reference/sixdof-learning.md section 2.1) scales rewards by 0.01
+(`scale_value`), learns the value in units normalised by running return statistics (`normalize_value`) and adds
+a bounds loss on the action means (`bounds_loss_coef` 1e-4, soft bound 1.1). Here:
+- `ValueNormalizedMLP` is the critic: its MLP predicts the normalised value and its output is de-normalised, so
+  rsl_rl's GAE sees values in return units;
+- `ReferencePPO` scales rewards, updates the return statistics before each update and divides the value loss by
+  the return variance, which makes rsl_rl's (R - V)^2 exactly the normalised ((R - mu) / sigma - v_hat)^2;
+  the bounds loss enters as a gradient hook on the actor's mean, the same gradient as adding the loss term.
+"""
+
+from __future__ import annotations
+
+import torch
+from rsl_rl.algorithms import PPO
+from rsl_rl.models import MLPModel
+from rsl_rl.modules import EmpiricalNormalization
+
+SOFT_ACTION_BOUND = 1.1
+"""rl_games' soft bound on action means; actions are in [-1, 1]."""
+
+
+class ValueNormalizedMLP(MLPModel):
+    """rsl_rl's MLP critic whose output is de-normalised by running statistics of the returns."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.return_normalizer = EmpiricalNormalization(1)
+
+    def forward(self, obs, masks=None, hidden_state=None, stochastic_output: bool = False) -> torch.Tensor:
+        normalised = super().forward(obs, masks, hidden_state, stochastic_output)
+        norm = self.return_normalizer
+        return normalised * (norm._std + norm.eps) + norm._mean
+
+    def return_scale(self) -> float:
+        """sigma of the de-normalisation (the value loss is divided by its square)."""
+        return float(self.return_normalizer._std + self.return_normalizer.eps)
+
+
+def bounds_loss(mean: torch.Tensor) -> torch.Tensor:
+    """rl_games' bounds loss: per sample, the squared excess of each action mean beyond +-1.1, summed; then averaged."""
+    high = (mean - SOFT_ACTION_BOUND).clamp(min=0.0)
+    low = (mean + SOFT_ACTION_BOUND).clamp(max=0.0)
+    return (high.square() + low.square()).sum(dim=-1).mean()
+
+
+class ReferencePPO(PPO):
+    """rsl_rl's PPO with the reference's reward scale, value normalisation and bounds loss (each optional)."""
+
+    def __init__(self, actor, critic, storage, reward_scale: float = 1.0, bounds_loss_coef: float = 0.0,
+                 **kwargs) -> None:
+        super().__init__(actor, critic, storage, **kwargs)
+        self.reward_scale = reward_scale
+        self.bounds_loss_coef = bounds_loss_coef
+        self.base_value_loss_coef = self.value_loss_coef
+        if bounds_loss_coef > 0:
+            actor.mlp.register_forward_hook(self._add_bounds_gradient)
+
+    def process_env_step(self, obs, rewards, dones, extras) -> None:
+        super().process_env_step(obs, rewards * self.reward_scale, dones, extras)
+
+    def update(self) -> dict[str, float]:
+        if isinstance(self.critic, ValueNormalizedMLP):
+            self.critic.return_normalizer.update(self.storage.returns.reshape(-1, 1))
+            self.value_loss_coef = self.base_value_loss_coef / self.critic.return_scale() ** 2
+        return super().update()
+
+    def _add_bounds_gradient(self, module, inputs, mean: torch.Tensor) -> None:
+        if mean.requires_grad:
+            coef = self.bounds_loss_coef
+            mean.register_hook(lambda grad: grad + coef * _bounds_loss_gradient(mean.detach()))
+
+
+def _bounds_loss_gradient(mean: torch.Tensor) -> torch.Tensor:
+    """d bounds_loss / d mean."""
+    high = (mean - SOFT_ACTION_BOUND).clamp(min=0.0)
+    low = (mean + SOFT_ACTION_BOUND).clamp(max=0.0)
+    return 2.0 * (high + low) / mean.shape[0]
