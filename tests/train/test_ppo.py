@@ -69,14 +69,14 @@ def test_value_normalization_refuses_value_clipping():
         PPOConfig(value_normalization=True, use_clipped_value_loss=True)
 
 
-def _tiny_level_4(max_iterations: int):
+def _tiny_level_4(max_iterations: int, symmetry: bool = False):
     cfg = preset("repose-cpu")
     task = dataclasses.replace(
         cfg.env.task, episode_length_steps=4, grasp_start_share=0.5,
         curriculum=CurriculumConfig(enabled=True, window_episodes=10_000, full_difficulty_share=0.0),
     )
     ppo = dataclasses.replace(cfg.ppo, value_normalization=True, bounds_loss_coef=1e-4, reward_scale=0.01,
-                              value_loss_coef=4.0)
+                              value_loss_coef=4.0, symmetry_augmentation=symmetry)
     env = dataclasses.replace(cfg.env, num_envs=8, num_threads=1, task=task)
     return dataclasses.replace(cfg, env=env, ppo=ppo, num_steps_per_env=4, max_iterations=max_iterations,
                                save_interval=1)
@@ -96,3 +96,8 @@ def test_reference_recipe_with_curriculum_trains_and_resume_restores_the_curricu
     progress = json.loads((tmp_path / "progress.json").read_text())
     assert [p["curriculum_stage"] for p in progress] == ["lift"] * 3
     assert all(0.0 <= p["lifted_share"] <= 1.0 for p in progress)
+
+
+def test_symmetry_augmentation_trains(tmp_path):
+    last = train(_tiny_level_4(1, symmetry=True), tmp_path, show_progress=False)
+    assert last.name == "model_0.pt"

@@ -38,6 +38,9 @@ class PPOConfig:
     """Learn the value in units normalised by running return statistics (the reference's `normalize_value`)."""
     bounds_loss_coef: float = 0.0
     """Weight of rl_games' bounds loss on action means beyond +-1.1 (the reference's 1e-4)."""
+    symmetry_augmentation: bool = False
+    """Add each sample's scene turned by 120 and 240 degrees to every mini-batch (task.symmetry; the update then
+    costs about 3x)."""
 
     def __post_init__(self) -> None:
         if self.reward_scale <= 0:
@@ -224,6 +227,9 @@ def to_rsl_rl(cfg: TrainConfig) -> dict:
     """The rsl_rl 5.5 OnPolicyRunner config for cfg: asymmetric actor-critic through observation groups."""
     ppo, model = asdict(cfg.ppo), cfg.model
     value_normalization = ppo.pop("value_normalization")
+    if ppo.pop("symmetry_augmentation"):
+        ppo["symmetry_cfg"] = {"use_data_augmentation": True, "use_mirror_loss": False,
+                               "data_augmentation_func": "trifinger_s2r.task.symmetry:augment"}
     distribution = {"class_name": "GaussianDistribution", "init_std": model.init_noise_std, "std_type": "scalar"}
     return {
         "num_steps_per_env": cfg.num_steps_per_env,
