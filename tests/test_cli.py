@@ -41,3 +41,26 @@ def test_bench_train_prints_samples_per_second(capsys):
     main(["bench", "train", "--num-envs", "4", "--iterations", "1", "--json"])
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["train_samples_per_s"] > 0 and result["iterations_timed"] == 1
+
+
+def _command_paths(parser, prefix=()):
+    """Every command path of the CLI's parser tree, e.g. (), ("train",), ("farm", "user", "add")."""
+    import argparse
+
+    yield prefix
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from _command_paths(child, (*prefix, name))
+
+
+def test_every_command_help_renders(capsys):
+    from trifinger_s2r.cli import build_parser
+
+    paths = list(_command_paths(build_parser()))
+    assert ("train",) in paths and ("bench", "env") in paths and len(paths) > 10
+    for path in paths:
+        with pytest.raises(SystemExit) as stop:
+            main([*path, "--help"])
+        assert stop.value.code == 0, path
+        assert "usage:" in capsys.readouterr().out, path

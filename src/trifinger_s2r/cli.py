@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import torch
 
@@ -76,7 +77,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
     from trifinger_s2r.train.config import apply_overrides, preset, with_overrides
     from trifinger_s2r.train.distributed import process_group_from_env
-    from trifinger_s2r.train.trainer import train
+    from trifinger_s2r.train.trainer import holds_run, new_run_dir, train
 
     name = args.preset or _default_preset()
     cfg = preset(name)
@@ -93,12 +94,17 @@ def _cmd_train(args: argparse.Namespace) -> None:
         cfg = apply_overrides(cfg, args.set)
     except ValueError as err:
         raise SystemExit(f"trifinger-s2r train: {err}") from None
-    run_dir = Path(args.resume or args.run_dir or f"runs/{name}")
-    checkpoint = train(cfg, run_dir, resume=args.resume is not None, show_progress=not args.json)
     group = process_group_from_env()
+    run_dir = Path(args.resume or args.run_dir or new_run_dir(Path("runs"), name))
+    if args.resume is None and group.is_main and holds_run(run_dir):
+        raise SystemExit(f"trifinger-s2r train: {run_dir} already holds a run; continue it with --resume {run_dir} "
+                         "or choose another --run-dir")
     if group.is_main:
-        result = {"preset": name, "run_dir": str(run_dir), "checkpoint": str(checkpoint),
-                  "world_size": group.world_size}
+        print(f"{'resuming' if args.resume else 'training'} in {run_dir}", file=sys.stderr)
+    checkpoint = train(cfg, run_dir, resume=args.resume is not None, show_progress=not args.json)
+    if group.is_main:
+        result = {"preset": args.preset if args.resume else name, "run_dir": str(run_dir),
+                  "checkpoint": str(checkpoint), "world_size": group.world_size}
         _print_result(result, args.json)
 
 
@@ -165,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a PPO policy (rsl_rl) on the reposing task")
     train.add_argument("--preset", choices=["push-cpu", "repose-cpu", "repose-gpu"],
                        help="default: repose-gpu where a GPU backend is available, else push-cpu")
-    train.add_argument("--run-dir", help="where checkpoints, config.json and TensorBoard logs go (default runs/PRESET)")
+    train.add_argument("--run-dir", help="where checkpoints, config.json, progress.json and TensorBoard logs go "
+                       "(default: a new runs/PRESET-YYYYmmdd-HHMMSS); a folder holding a run is refused (use --resume)")
     train.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its latest checkpoint")
     train.add_argument("--num-envs", type=_positive_int)
     train.add_argument("--max-iterations", type=_positive_int)
@@ -181,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--json", action="store_true", help="no progress bar; print one JSON object at the end")
     train.set_defaults(func=_cmd_train)
 
-    evaluate = sub.add_parser("eval", help="success rate (80% Wilson interval) and final errors over N episodes")
+    evaluate = sub.add_parser("eval", help="success rate (80%% Wilson interval) and final errors over N episodes")
     evaluate.add_argument("--policy", required=True,
                           help="a checkpoint model_<it>.pt (config.json beside it), an exported policy directory, "
                                "or pretrained:NAME (a policy shipped with the package)")

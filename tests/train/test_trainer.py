@@ -9,7 +9,7 @@ import pytest
 
 from trifinger_s2r.cli import main
 from trifinger_s2r.train.config import PRESETS, apply_overrides, config_keys, preset, to_rsl_rl
-from trifinger_s2r.train.trainer import latest_checkpoint, load_config, train
+from trifinger_s2r.train.trainer import latest_checkpoint, load_config, new_run_dir, train
 
 
 def _tiny(max_iterations: int):
@@ -28,6 +28,18 @@ class TestTrainResume:
         assert second.name == "model_4.pt" and latest_checkpoint(tmp_path) == second
         progress = json.loads((tmp_path / "progress.json").read_text())
         assert [p["iteration"] for p in progress] == [1, 2, 3, 4, 5]
+
+    def test_progress_is_json_with_null_and_survives_a_killed_run(self, tmp_path):
+        """progress.json is written every iteration (strict JSON: no NaN); a run resumed from an earlier checkpoint
+        drops the killed run's iterations after that checkpoint."""
+        train(_tiny(3), tmp_path, show_progress=False)
+        text = (tmp_path / "progress.json").read_text()
+        assert "NaN" not in text
+        json.loads(text, parse_constant=lambda name: pytest.fail(f"non-JSON constant {name}"))
+        (tmp_path / "model_2.pt").unlink()  # as if killed after iteration 3, before its checkpoint
+        train(_tiny(4), tmp_path, resume=True, show_progress=False)
+        progress = json.loads((tmp_path / "progress.json").read_text())
+        assert [p["iteration"] for p in progress] == [1, 2, 3, 4]
 
     def test_a_spent_wall_clock_budget_stops_with_a_checkpoint(self, tmp_path):
         """A budget shorter than one iteration ends the run after its first iteration, checkpoint saved."""
@@ -97,11 +109,22 @@ class TestConfig:
         assert all(apply_overrides(cfg, [f"{key}={json.dumps(value)}"]) == cfg
                    for key, value in [("max_iterations", 2000), ("env.task.level", 1)])
 
-    def test_cli_train_runs_a_tiny_budget(self, tmp_path, capsys):
-        main(["train", "--preset", "push-cpu", "--num-envs", "4", "--max-iterations", "1",
-              "--run-dir", str(tmp_path), "--json"])
-        out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    def test_cli_train_runs_a_tiny_budget_and_never_overwrites_a_run(self, tmp_path, capsys):
+        command = ["train", "--preset", "push-cpu", "--num-envs", "4", "--max-iterations", "1",
+                   "--run-dir", str(tmp_path), "--json"]
+        main(command)
+        captured = capsys.readouterr()
+        out = json.loads(captured.out.strip().splitlines()[-1])
         assert out["preset"] == "push-cpu" and out["checkpoint"].endswith("model_0.pt")
+        assert f"training in {tmp_path}" in captured.err  # said before training starts
+        with pytest.raises(SystemExit, match=f"--resume {tmp_path}"):
+            main(command)
+
+    def test_each_new_run_gets_its_own_folder(self, tmp_path):
+        first = new_run_dir(tmp_path, "push-cpu")
+        first.mkdir()
+        second = new_run_dir(tmp_path, "push-cpu")
+        assert second != first and second.name.startswith(first.name) and first.name.startswith("push-cpu-")
 
 
 class TestEvaluate:

@@ -13,11 +13,9 @@ from pathlib import Path
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rsl_rl.runners import OnPolicyRunner
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from trifinger_s2r.envs.repose_env import ReposeEnv
-from trifinger_s2r.task import curriculum
 from trifinger_s2r.train.config import TrainConfig, load_config, to_rsl_rl
 from trifinger_s2r.train.distributed import (
     DistributedRunner,
@@ -28,6 +26,7 @@ from trifinger_s2r.train.distributed import (
     parameters_agree,
     process_group_from_env,
 )
+from trifinger_s2r.train.progress import EtaColumn, ProgressLog
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_PATTERN = re.compile(r"model_(\d+)\.pt$")
@@ -39,6 +38,21 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return max(found)[1] if found else None
 
 
+def holds_run(run_dir: Path) -> bool:
+    """Whether run_dir already holds a training run (its config or a checkpoint)."""
+    return (run_dir / CONFIG_FILE).exists() or latest_checkpoint(run_dir) is not None
+
+
+def new_run_dir(parent: Path, name: str) -> Path:
+    """A fresh run folder under parent: NAME-YYYYmmdd-HHMMSS (with -2, -3... if that exists already)."""
+    stem = parent / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    candidate, n = stem, 1
+    while candidate.exists():
+        n += 1
+        candidate = stem.with_name(f"{stem.name}-{n}")
+    return candidate
+
+
 def save_config(cfg: TrainConfig, run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
@@ -46,92 +60,6 @@ def save_config(cfg: TrainConfig, run_dir: Path) -> None:
 
 class _OutOfTime(Exception):
     """Raised from the per-iteration hook when the wall-clock budget is spent (after that iteration's update)."""
-
-
-class _ProgressLog:
-    """Wraps the rsl_rl logger's per-iteration `log`: silences its console block, drives a progress bar, and ends
-    the run when its wall-clock budget is spent."""
-
-    def __init__(
-        self,
-        runner: OnPolicyRunner,
-        progress: Progress,
-        task_id,
-        steps_per_iteration: int,
-        deadline_s: float,
-        group: ProcessGroup,
-    ) -> None:
-        self.runner, self.progress, self.task_id = runner, progress, task_id
-        self.steps_per_iteration = steps_per_iteration
-        self.deadline_s, self.group = deadline_s, group
-        self.original = runner.logger.log
-        self.history: list[dict] = []
-        self.started_s = time.monotonic()
-
-    def __call__(self, **kwargs) -> None:
-        rate = self._episode_mean("Episode/success_rate")
-        position_error_m = self._episode_mean("Episode/final_position_error_m")
-        diagnostics = self._diagnostics(kwargs["it"])
-        with contextlib.redirect_stdout(io.StringIO()):
-            self.original(**kwargs)
-        it = kwargs["it"] + 1
-        seconds = kwargs["collect_time"] + kwargs["learn_time"]
-        self.history.append({
-            "iteration": it, "env_steps": it * self.steps_per_iteration, "success_rate": rate,
-            "final_position_error_m": position_error_m,
-            **diagnostics,
-            "steps_per_s": self.steps_per_iteration / seconds,
-            "collect_s": kwargs["collect_time"], "learn_s": kwargs["learn_time"],
-            "wall_s": time.monotonic() - self.started_s,
-        })
-        self.progress.update(
-            self.task_id,
-            completed=it,
-            description=(
-                f"it {it} | {it * self.steps_per_iteration / 1e6:.2f}M steps | "
-                f"{self.steps_per_iteration / seconds:,.0f} steps/s | success "
-                + ("-" if rate != rate else f"{rate:.0%}")
-            ),
-        )
-        if any_rank(time.monotonic() >= self.deadline_s, self.group, str(self.runner.device)):
-            raise _OutOfTime
-
-    def _episode_values(self, key: str) -> torch.Tensor:
-        """An episode-end statistic of every episode that ended this iteration (empty if none did)."""
-        values = [torch.as_tensor(e[key]).reshape(-1).float() for e in self.runner.logger.ep_extras if key in e]
-        return torch.cat(values) if values else torch.empty(0)
-
-    def _episode_mean(self, key: str) -> float:
-        """Mean of an episode-end statistic over the episodes that ended this iteration (nan if none did)."""
-        values = self._episode_values(key)
-        return float(values.mean()) if values.numel() else float("nan")
-
-    def _diagnostics(self, it: int) -> dict[str, float]:
-        """Level-4 learning diagnostics of this iteration: lift share, orientation error percentiles, level-4 success
-        and the curriculum's state (nan where no episode ended); the percentiles also go to TensorBoard."""
-        orientation = self._episode_values("Episode/final_orientation_error_rad")
-        found = orientation.numel() > 0
-        p50, p90 = (torch.quantile(orientation, torch.tensor([0.5, 0.9])).tolist() if found else [float("nan")] * 2)
-        writer = self.runner.logger.writer
-        if writer is not None and found:
-            writer.add_scalar("Episode/orientation_error_p50_rad", p50, it)
-            writer.add_scalar("Episode/orientation_error_p90_rad", p90, it)
-        return {
-            "lifted_share": self._episode_mean("Episode/lifted_at_end"),
-            "orientation_error_p50_rad": p50, "orientation_error_p90_rad": p90,
-            "success_rate_level_4_goals": self._episode_mean("Episode/success_level_4_goals"),
-            **self._curriculum(),
-        }
-
-    def _curriculum(self) -> dict:
-        """The env's curriculum at the end of this iteration (nothing when it is off)."""
-        env = self.runner.env
-        cfg, state = env.task.curriculum, env.curriculum_state
-        if not cfg.enabled:
-            return {}
-        return {"curriculum_stage": curriculum.stage_name(cfg, state),
-                "curriculum_difficulty": curriculum.difficulty(cfg, state),
-                "curriculum_max_tilt_rad": state.tilt_rad}
 
 
 def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, show_progress: bool = True) -> Path:
@@ -162,13 +90,11 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, show_progress: 
     if cfg.max_iterations - start <= 0:
         end_process_group(group)
         return checkpoint
-    history = _learn(runner, cfg, start, group, deadline_s, show_progress and group.is_main)
+    _learn(runner, cfg, start, group, deadline_s, show_progress and group.is_main)
     agree = parameters_agree(runner.alg.actor, group)
     end_process_group(group)
     if not agree:
         raise RuntimeError("distributed training: the processes' actor weights diverged")
-    if group.is_main:
-        _write_progress(run_dir, history, appended=checkpoint is not None)
     return latest_checkpoint(run_dir)
 
 
@@ -192,15 +118,22 @@ def _make_runner(cfg: TrainConfig, run_dir: Path, group: ProcessGroup) -> Distri
 
 def _learn(
     runner: DistributedRunner, cfg: TrainConfig, start: int, group: ProcessGroup, deadline_s: float, show: bool
-) -> list[dict]:
-    """rsl_rl's learning loop under a progress bar and the wall-clock budget; the per-iteration history."""
+) -> None:
+    """rsl_rl's learning loop under a progress bar and the wall-clock budget; rank 0 keeps progress.json."""
     steps_per_iteration = cfg.env.num_envs * cfg.num_steps_per_env * group.world_size
-    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), EtaColumn())
     console = Console(stderr=True)  # progress on stderr, so stdout carries only results
     with Progress(*columns, console=console, disable=not show) as progress:
         task_id = progress.add_task("starting", total=cfg.max_iterations, completed=start)
-        log = _ProgressLog(runner, progress, task_id, steps_per_iteration, deadline_s, group)
-        runner.logger.log = log
+        log = ProgressLog(runner, progress, task_id, steps_per_iteration, cfg.max_iterations, deadline_s,
+                          Path(runner.logger.log_dir) if group.is_main else None, start)
+
+        def log_and_check_budget(**kwargs) -> None:
+            log(**kwargs)
+            if any_rank(time.monotonic() >= deadline_s, group, str(runner.device)):
+                raise _OutOfTime
+
+        runner.logger.log = log_and_check_budget
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 runner.learn(num_learning_iterations=cfg.max_iterations - start,
@@ -209,14 +142,6 @@ def _learn(
             if group.is_main:
                 runner.save(str(Path(runner.logger.log_dir) / f"model_{runner.current_learning_iteration}.pt"))
             runner.logger.stop_logging_writer()
-    return log.history
-
-
-def _write_progress(run_dir: Path, history: list[dict], appended: bool) -> None:
-    """progress.json: one entry per iteration, a resumed run's entries after its predecessors'."""
-    path = run_dir / "progress.json"
-    earlier = json.loads(path.read_text()) if appended and path.exists() else []
-    path.write_text(json.dumps(earlier + history))
 
 
 def _saved_config_or(cfg: TrainConfig, run_dir: Path) -> TrainConfig:
