@@ -130,3 +130,93 @@ class TestInProcessFarm:
         client, _, _ = farm
         response = client.get("/")
         assert response.status_code == 401 and "API token" in response.text
+
+
+class TestRobotsAndWaiting:
+    def _robot(self, store):
+        return auth(store.add_user("robots", admin=True))
+
+    def test_robots_are_listed_for_any_signed_in_user(self, farm):
+        client, store, _ = farm
+        robot = self._robot(store)
+        client.post("/api/robots/r0/poll", headers=robot, json={"healthy": True, "message": "ok",
+                                                                "info": {"pid": 42}})
+        client.post("/api/robots/r1/poll", headers=robot, json={"healthy": False, "message": "unhealthy: cube lost"})
+        assert client.get("/api/robots").status_code == 401
+        robots = client.get("/api/robots", headers=auth(store.add_user("ada"))).json()["robots"]
+        assert [(r["name"], r["status"], r["healthy"], r["health_message"]) for r in robots] == [
+            ("r0", "free", True, "ok"), ("r1", "unhealthy", False, "unhealthy: cube lost")]
+        assert robots[0]["info"] == {"pid": 42} and robots[0]["jobs_run"] == 0 and robots[0]["last_seen_at"]
+        assert set(robots[0]) == {"name", "status", "healthy", "health_message", "online", "busy", "job_id",
+                                  "last_seen_at", "seen_s_ago", "jobs_run", "jobs_succeeded", "jobs_failed", "info"}
+        client.cookies.set("s2r_token", store.add_user("bob"))
+        page = client.get("/robots").text
+        assert "r0" in page and "unhealthy: cube lost" in page and "robot-unhealthy" in page
+
+    def test_a_job_no_healthy_robot_can_take_says_so(self, farm, tiny_bundle):
+        client, store, _ = farm
+        robot = self._robot(store)
+        token = store.add_user("ada")
+        job_id = _submit(client, token, tiny_bundle).json()["job_id"]
+        job = client.get(f"/api/jobs/{job_id}", headers=auth(token)).json()
+        assert job["waiting_reason"] == "no healthy robot: no robot has connected to the farm yet"
+        assert job["queue_position"] == 1
+        poll = client.post("/api/robots/r0/poll", headers=robot, json={"healthy": False, "message": "cube lost"})
+        assert poll.json() == {"job": None}
+        listed = client.get("/api/jobs", headers=auth(token)).json()["jobs"][0]
+        assert listed["waiting_reason"] == "no healthy robot: r0 unhealthy (cube lost)"
+        client.cookies.set("s2r_token", token)
+        assert "no healthy robot: r0 unhealthy (cube lost)" in client.get("/").text
+        assert "no healthy robot: r0 unhealthy (cube lost)" in client.get(f"/jobs/{job_id}").text
+        poll = client.post("/api/robots/r0/poll", headers=robot, json={"healthy": True, "message": "ok"})
+        assert poll.json()["job"]["job_id"] == job_id
+        job = client.get(f"/api/jobs/{job_id}", headers=auth(token)).json()
+        assert job["status"] == "assigned" and job["waiting_reason"] is None
+
+    def test_an_unhealthy_poll_hands_back_the_robots_job(self, farm, tiny_bundle):
+        client, store, _ = farm
+        robot = self._robot(store)
+        token = store.add_user("ada")
+        job_id = _submit(client, token, tiny_bundle).json()["job_id"]
+        client.post("/api/robots/r0/poll", headers=robot, json={"healthy": True})
+        client.post(f"/api/robots/r0/jobs/{job_id}/start", headers=robot, json={"run_id": "a"})
+        client.post("/api/robots/r0/poll", headers=robot, json={"healthy": False, "message": "cube lost"})
+        job = client.get(f"/api/jobs/{job_id}", headers=auth(token)).json()
+        assert job["status"] == "queued" and job["events"][-1]["event"] == "released"
+        assert job["events"][-1]["detail"] == "robot unhealthy: cube lost"
+
+    def test_results_are_taken_once_per_job(self, farm, tiny_bundle, tmp_path):
+        """The same run's upload again (its answer was lost) is answered as before; another run's is refused and
+        its results do not replace the job's."""
+        client, store, _ = farm
+        robot = self._robot(store)
+        token = store.add_user("ada")
+        job_id = _submit(client, token, tiny_bundle).json()["job_id"]
+        client.post("/api/robots/r0/poll", headers=robot, json={"healthy": True})
+        assert client.post(f"/api/robots/r0/jobs/{job_id}/start", headers=robot, json={"run_id": "a"}).status_code \
+            == 200
+
+        def upload(run_id, rate):
+            archive = BytesIO()
+            with zipfile.ZipFile(archive, "w") as z:
+                z.writestr("report.json", json.dumps({"success_rate": rate}))
+            return client.post(f"/api/robots/r0/jobs/{job_id}/complete", headers=robot, data={"run_id": run_id},
+                               files={"results": ("results.zip", archive.getvalue(), "application/zip")})
+
+        assert upload("a", 0.5).status_code == 200
+        assert upload("a", 0.5).status_code == 200, "a retried upload of the same run"
+        assert upload("b", 0.9).status_code == 409, "another run of a finished job"
+        job = client.get(f"/api/jobs/{job_id}", headers=auth(token)).json()
+        assert job["status"] == "succeeded" and job["success_rate"] == 0.5
+        assert [e["event"] for e in job["events"]][-2:] == ["succeeded", "complete_rejected"]
+        report = client.get(f"/api/jobs/{job_id}/files/report.json", headers=auth(token)).json()
+        assert report == {"success_rate": 0.5}
+
+    def test_a_retried_submission_is_one_job_and_episode_length_is_a_setting(self, farm, tiny_bundle):
+        client, store, _ = farm
+        token = store.add_user("ada")
+        first = _submit(client, token, tiny_bundle, request_id="req-1", episode_length=25).json()
+        again = _submit(client, token, tiny_bundle, request_id="req-1", episode_length=25).json()
+        assert first["job_id"] == again["job_id"] and len(store.all_jobs()) == 1
+        assert store.job(first["job_id"]).settings["episode_length_steps"] == 25
+        assert _submit(client, token, tiny_bundle, episode_length=0).status_code == 422

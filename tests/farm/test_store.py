@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import random
 import threading
@@ -154,3 +155,93 @@ class TestConcurrency:
         assert len(ids) == len(set(ids)) == 50 and sorted(j.id for j in jobs) == sorted(ids)
         robots = [j.robot for j in jobs if j.status == ASSIGNED]
         assert len(robots) == 10 and len(set(robots)) == 10, "each robot got exactly one job"
+
+
+class TestHistoryReleaseAndWaiting:
+    def test_every_change_is_in_the_history_and_a_release_costs_no_attempt(self, store):
+        store.robot_seen("r0", True)
+        job = store.submit(_user(store)[0], {})
+        store.schedule()
+        assert store.start(job.id, "r0", run_id="run-1")
+        assert store.start(job.id, "r0", run_id="run-2"), "a restarted worker starts its running job over"
+        assert not store.release(job.id, "r1", "not mine")
+        assert store.release(job.id, "r0", "its worker was stopped")
+        requeued = store.job(job.id)
+        assert requeued.status == QUEUED and requeued.robot is None and requeued.attempts == 0
+        store.robot_seen("r0", True)
+        store.schedule()
+        store.start(job.id, "r0", run_id="run-3")
+        assert store.finish(job.id, "r0", {}, run_id="run-3") and store.succeeded_run(job.id) == "run-3"
+        events = store.events(job.id)
+        assert [(e["event"], e["robot"]) for e in events] == [
+            ("submitted", None), ("assigned", "r0"), ("started", "r0"), ("resumed", "r0"), ("released", "r0"),
+            ("assigned", "r0"), ("started", "r0"), ("succeeded", "r0")]
+        assert events[4]["detail"] == "its worker was stopped" and store.job(job.id).attempts == 1
+
+    def test_an_unhealthy_robot_hands_back_what_it_holds(self, store):
+        store.robot_seen("r0", True)
+        jobs = [store.submit(_user(store, name)[0], {}) for name in ("ada", "bob")]
+        store.schedule()
+        assert store.release_robot("r0", "robot unhealthy: cube not found") == 1
+        assert {store.job(j.id).status for j in jobs} == {QUEUED}
+
+    def test_a_queued_job_says_why_it_waits(self, store):
+        ada, _ = _user(store)
+        first, second = store.submit(ada, {}), store.submit(ada, {})
+        bob = store.submit(_user(store, "bob")[0], {})
+        waiting = store.waiting([first])[first.id]
+        assert waiting == {"waiting_reason": "no healthy robot: no robot has connected to the farm yet",
+                           "queue_position": 1}
+        store.robot_seen("r0", False, "unhealthy: fingers not at home after reset")
+        store.robot_seen("r1", True)
+        with store._session() as s:  # r1 was last heard from a minute ago
+            s.execute(text("UPDATE robots SET last_seen_at = :t WHERE name = 'r1'"),
+                      {"t": datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - datetime.timedelta(seconds=60)})
+        reason = store.waiting([bob])[bob.id]["waiting_reason"]
+        assert reason == ("no healthy robot: r0 unhealthy (unhealthy: fingers not at home after reset); "
+                          "r1 offline (last heard from 60 s ago)")
+        store.robot_seen("r1", True)
+        store.schedule()  # r1 takes ada's first job
+        reasons = {k: v["waiting_reason"] for k, v in store.waiting(store.all_jobs()).items()}
+        assert reasons[second.id] == f"waiting for your job {first.id[:12]} to finish (one active job per user)"
+        assert reasons[bob.id] == "all 1 healthy robot(s) are busy; 1 queued job(s) ahead of it"
+        assert first.id not in reasons, "only queued jobs wait"
+
+    def test_a_resubmitted_request_finds_its_job(self, store):
+        ada, _ = _user(store)
+        bob, _ = _user(store, "bob")
+        job = store.submit(ada, {}, request_id="req-1")
+        assert store.submit(ada, {}, request_id="req-1").id == job.id
+        assert store.submit(bob, {}, request_id="req-1").id != job.id, "request ids are per user"
+        assert len(store.all_jobs()) == 2 and store.job_for_request(ada, "req-1").id == job.id
+
+    def test_a_server_start_gives_running_jobs_a_full_lease(self, store):
+        store.robot_seen("r0", True)
+        job = store.submit(_user(store)[0], {})
+        store.schedule()
+        store.start(job.id, "r0")
+        time.sleep(0.4)  # the lease (0.3 s) lapsed while no server answered
+        assert store.grace_leases() == 1
+        store.expire_leases()
+        assert store.job(job.id).status == RUNNING
+
+    def test_a_database_of_the_previous_version_is_migrated(self, backend, tmp_path):
+        from sqlalchemy import MetaData, Table
+
+        url = _fresh_url(backend, tmp_path, "old")
+        engine = create_engine(url)
+        old = MetaData()
+        Base.metadata.tables["users"].to_metadata(old)
+        Table("jobs", old, *[c.copy() for c in Base.metadata.tables["jobs"].columns if c.name != "request_id"])
+        old.create_all(engine)
+        with engine.begin() as c:
+            c.execute(text("INSERT INTO users (name, token_hash, is_admin, created_at) "
+                           "VALUES ('ada', 'h', false, CURRENT_TIMESTAMP)"))
+            c.execute(text("INSERT INTO jobs (id, user_id, status, settings_json, attempts, created_at) "
+                           "SELECT 'old-job', id, 'queued', '{}', 0, CURRENT_TIMESTAMP FROM users"))
+        engine.dispose()
+        store = JobStore(url)
+        assert store.job("old-job").status == QUEUED
+        bob = _user(store, "bob")[0]
+        job = store.submit(bob, {}, request_id="r")
+        assert store.submit(bob, {}, request_id="r").id == job.id

@@ -102,7 +102,16 @@ class _CalibratedPlatform:
     def append_desired_action(self, action) -> int:
         scale = self._calibration.torque_constant_scale
         if scale != 1.0:
-            action = self._platform.Action(torque=np.asarray(action.torque) * scale)
+            # A weaker motor scales all the torque it makes, the position controller's too: keep the position
+            # target and scale its gains. (Rebuilding the action from its torque alone dropped the position command,
+            # so a position-controlled robot went limp: every farm robot failed its between-jobs home check.)
+            simfinger = self._platform.simfinger
+            scaled = self._platform.Action(torque=np.asarray(action.torque, float) * scale,
+                                           position=np.asarray(action.position, float))
+            kp, kd = np.asarray(action.position_kp, float), np.asarray(action.position_kd, float)
+            scaled.position_kp = np.where(np.isnan(kp), simfinger.position_gains, kp) * scale
+            scaled.position_kd = np.where(np.isnan(kd), simfinger.velocity_gains, kd) * scale
+            action = scaled
         return self._platform.append_desired_action(action)
 
     def get_camera_observation(self, t: int):

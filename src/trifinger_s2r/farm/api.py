@@ -1,8 +1,9 @@
 """The farm server: a FastAPI app over the job store and a data folder.
 
-Users (Bearer token, or the `s2r_token` cookie the web page sets) submit exported policies and read their own jobs;
-robot workers (admin tokens) poll for work, heartbeat, and upload results. Files live under
-`data_dir/jobs/<job_id>/{policy,results}/`.
+Users (Bearer token, or the `s2r_token` cookie the web page sets) submit exported policies, read their own jobs
+(a queued job says why it waits) and see the robots; robot workers (admin tokens) poll for work (reporting their
+health: an unhealthy robot's jobs go back to the queue), heartbeat, upload results, or hand a job back. Files live
+under `data_dir/jobs/<job_id>/{policy,results}/`.
 
 No `from __future__ import annotations` here: FastAPI must see the real dependency objects in the signatures.
 """
@@ -10,6 +11,7 @@ No `from __future__ import annotations` here: FastAPI must see the real dependen
 import io
 import json
 import shutil
+import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,8 @@ from trifinger_s2r.farm.validation import MAX_UPLOAD_BYTES, UploadError, simulat
 
 TOKEN_COOKIE = "s2r_token"
 MAX_EPISODES = 200
+MAX_EPISODE_LENGTH = 100_000
+"""Policy steps per episode a job may ask for (default: the policy's training episode length)."""
 RESULTS_ARCHIVE_LIMIT_BYTES = 512 * 1024 * 1024
 
 
@@ -51,6 +55,10 @@ class FailRequest(BaseModel):
     reason: str
 
 
+class StartRequest(BaseModel):
+    run_id: str = ""
+
+
 def _token(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
@@ -60,6 +68,7 @@ def _token(request: Request) -> str | None:
 
 def create_app(settings: FarmSettings, store: JobStore | None = None) -> FastAPI:
     store = store or JobStore(settings.db_url, settings.queue)
+    store.grace_leases()  # workers could not heartbeat while no server answered
     data_dir = Path(settings.data_dir)
     app = FastAPI(title="trifinger-s2r robot farm")
     app.state.store, app.state.settings = store, settings
@@ -84,6 +93,15 @@ def create_app(settings: FarmSettings, store: JobStore | None = None) -> FastAPI
             raise HTTPException(404, f"no job {job_id}")
         return job
 
+    def job_view(job, waiting: dict | None = None, events: bool = False) -> dict:
+        """The job's JSON: its fields, `waiting_reason` and `queue_position` (None unless queued) and, for one
+        job, its history."""
+        waiting = store.waiting([job]) if waiting is None else waiting
+        view = {**job.as_dict(), "waiting_reason": None, "queue_position": None, **waiting.get(job.id, {})}
+        if events:
+            view["events"] = store.events(job.id)
+        return view
+
     # --- users -----------------------------------------------------------------------------------
 
     @app.post("/api/jobs", status_code=201)
@@ -94,7 +112,11 @@ def create_app(settings: FarmSettings, store: JobStore | None = None) -> FastAPI
         episodes: Annotated[int, Form(ge=1, le=MAX_EPISODES)] = 10,
         level: Annotated[int | None, Form()] = None,
         seed: Annotated[int, Form()] = 0,
+        episode_length: Annotated[int | None, Form(ge=1, le=MAX_EPISODE_LENGTH)] = None,
+        request_id: Annotated[str | None, Form(min_length=1, max_length=64)] = None,
     ) -> dict:
+        if request_id is not None and (earlier := store.job_for_request(user, request_id)) is not None:
+            return {"job_id": earlier.id, "status": earlier.status}  # a retried submission: the same job
         limit = settings.max_upload_bytes
         onnx_bytes = await policy.read(limit + 1)
         metadata_bytes = await metadata.read(limit + 1)
@@ -116,16 +138,22 @@ def create_app(settings: FarmSettings, store: JobStore | None = None) -> FastAPI
                 raise HTTPException(422, f"simulation pre-check failed: {check.reason}")
         job_settings = {"episodes": episodes, "level": meta["task"]["level"] if level is None else level,
                         "seed": seed, "policy_obs_type": meta["obs_type"]}
-        job = store.submit(user, job_settings, job_id=job_id)
+        if episode_length is not None:
+            job_settings["episode_length_steps"] = episode_length
+        job = store.submit(user, job_settings, job_id=job_id, request_id=request_id)
+        if job.id != job_id:  # the same request_id won a race with this one: keep one job
+            shutil.rmtree(job_dir(job_id), ignore_errors=True)
         return {"job_id": job.id, "status": job.status}
 
     @app.get("/api/jobs")
     def list_jobs(user: Annotated[User, Depends(current_user)]) -> dict:
-        return {"jobs": [j.as_dict() for j in store.jobs(user)]}
+        jobs = store.jobs(user)
+        waiting = store.waiting(jobs)
+        return {"jobs": [job_view(j, waiting) for j in jobs]}
 
     @app.get("/api/jobs/{job_id}")
     def job_status(job_id: str, user: Annotated[User, Depends(current_user)]) -> dict:
-        return own_job(job_id, user).as_dict()
+        return job_view(own_job(job_id, user), events=True)
 
     @app.get("/api/jobs/{job_id}/results")
     def job_results(job_id: str, user: Annotated[User, Depends(current_user)]) -> Response:
@@ -147,9 +175,17 @@ def create_app(settings: FarmSettings, store: JobStore | None = None) -> FastAPI
 
     # --- robots ----------------------------------------------------------------------------------
 
+    @app.get("/api/robots")
+    def robots(_: Annotated[User, Depends(current_user)]) -> dict:
+        """Every robot: status, health and its reason, busy/free, last heartbeat, jobs run (any signed-in user)."""
+        return {"robots": store.robots()}
+
     @app.post("/api/robots/{robot}/poll")
     def poll(robot: str, body: PollRequest, _: Annotated[User, Depends(robot_account)]) -> dict:
         store.robot_seen(robot, body.healthy, body.message, body.info)
+        if not body.healthy:  # an unhealthy robot runs nothing: what it holds goes back to the queue
+            store.release_robot(robot, f"robot unhealthy: {body.message}")
+            return {"job": None}
         store.schedule()
         job = store.assigned_job(robot)
         return {"job": job.as_dict() if job else None}
@@ -162,27 +198,50 @@ def create_app(settings: FarmSettings, store: JobStore | None = None) -> FastAPI
         return FileResponse(job_dir(job_id) / "policy" / name)
 
     @app.post("/api/robots/{robot}/jobs/{job_id}/start")
-    def start(robot: str, job_id: str, _: Annotated[User, Depends(robot_account)]) -> dict:
-        if not store.start(job_id, robot):
+    def start(robot: str, job_id: str, _: Annotated[User, Depends(robot_account)],
+              body: StartRequest | None = None) -> dict:
+        if not store.start(job_id, robot, run_id=body.run_id if body else ""):
             raise HTTPException(409, f"job {job_id} is not assigned to {robot}")
         return {"status": "running"}
 
+    @app.post("/api/robots/{robot}/jobs/{job_id}/release")
+    def release(robot: str, job_id: str, body: FailRequest, _: Annotated[User, Depends(robot_account)]) -> dict:
+        """The robot hands the job back (its worker is stopping, or it is unhealthy): queued again at once."""
+        if not store.release(job_id, robot, body.reason):
+            raise HTTPException(409, f"job {job_id} is not {robot}'s")
+        return {"status": "queued"}
+
     @app.post("/api/robots/{robot}/jobs/{job_id}/heartbeat")
     def heartbeat(robot: str, job_id: str, _: Annotated[User, Depends(robot_account)]) -> dict:
+        store.robot_alive(robot)
         if not store.heartbeat(job_id, robot):
             raise HTTPException(409, f"job {job_id} is no longer {robot}'s: stop it")
         return {"continue": True}
 
     @app.post("/api/robots/{robot}/jobs/{job_id}/complete")
     async def complete(robot: str, job_id: str, results: Annotated[UploadFile, File()],
-                       _: Annotated[User, Depends(robot_account)]) -> dict:
+                       _: Annotated[User, Depends(robot_account)],
+                       run_id: Annotated[str, Form(max_length=64)] = "") -> dict:
+        """A run's results. Once per job: the same run's upload again (its answer was lost) is answered as before;
+        any other run's is refused (409) and written into the job's history as complete_rejected."""
         data = await results.read(RESULTS_ARCHIVE_LIMIT_BYTES + 1)
         job = store.job(job_id)
-        if job is None or job.robot != robot:
-            raise HTTPException(409, f"job {job_id} is not {robot}'s")
-        target = job_dir(job_id) / "results"
-        report = await run_in_threadpool(_unpack_results, data, target)
-        if not store.finish(job_id, robot, report):
+        if job is not None and job.status == "succeeded" and run_id and store.succeeded_run(job_id) == run_id:
+            return {"status": "succeeded"}
+        if job is None or job.robot != robot or job.status != "running":
+            if job is not None:
+                store.record_event(job_id, "complete_rejected", robot, run_id)
+            raise HTTPException(409, f"job {job_id} is not running on {robot}")
+        staging = job_dir(job_id) / f"results-{uuid.uuid4().hex}"
+        try:
+            report = await run_in_threadpool(_unpack_results, data, staging)
+            target = job_dir(job_id) / "results"
+            shutil.rmtree(target, ignore_errors=True)
+            staging.rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        if not store.finish(job_id, robot, report, run_id=run_id):
+            store.record_event(job_id, "complete_rejected", robot, run_id)
             raise HTTPException(409, f"job {job_id} is no longer running on {robot}")
         return {"status": "succeeded"}
 
@@ -203,7 +262,15 @@ def create_app(settings: FarmSettings, store: JobStore | None = None) -> FastAPI
         user = store.user_for_token(_token(request))
         if user is None:
             return HTMLResponse(pages.login_page(), status_code=401)
-        return HTMLResponse(pages.jobs_page(user, store.jobs(user)))
+        jobs = store.jobs(user)
+        return HTMLResponse(pages.jobs_page(user, jobs, store.waiting(jobs)))
+
+    @app.get("/robots", response_class=HTMLResponse)
+    def robots_page(request: Request) -> Response:
+        user = store.user_for_token(_token(request))
+        if user is None:
+            return HTMLResponse(pages.login_page(), status_code=401)
+        return HTMLResponse(pages.robots_page(store.robots()))
 
     @app.get("/jobs/{job_id}", response_class=HTMLResponse)
     def job_page(job_id: str, request: Request) -> Response:
@@ -214,7 +281,7 @@ def create_app(settings: FarmSettings, store: JobStore | None = None) -> FastAPI
         results = job_dir(job_id) / "results"
         files = sorted(str(p.relative_to(results)) for p in results.rglob("*") if p.is_file()) if results.is_dir() \
             else []
-        return HTMLResponse(pages.job_page(job, files))
+        return HTMLResponse(pages.job_page(job, files, job_view(job, events=True)))
 
     return app
 

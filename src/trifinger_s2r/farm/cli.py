@@ -1,7 +1,8 @@
-"""`trifinger-s2r farm ...`: run the robot farm (server, workers) and use it (submit, status, results, users).
+"""`trifinger-s2r farm ...`: run the robot farm (server, workers) and use it (submit, status, results, robots,
+users).
 
 Every command takes --server URL and --token T (or S2R_FARM_URL / S2R_FARM_TOKEN) and --json for one
-machine-readable JSON object on stdout.
+machine-readable JSON object on stdout. Errors are one line on stderr and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import zipfile
 from pathlib import Path
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
+STATE_FILE = "farm-up.json"
+"""`farm up` keeps the pids of its server and workers in DATA_DIR/farm-up.json (rewritten on every restart)."""
 
 
 def _emit(result: dict, as_json: bool) -> None:
@@ -35,6 +38,18 @@ def _client(args: argparse.Namespace):
     if not args.token:
         raise SystemExit("farm: no API token; pass --token or set S2R_FARM_TOKEN")
     return httpx.Client(base_url=args.server, headers={"Authorization": f"Bearer {args.token}"}, timeout=120.0)
+
+
+def _call(args: argparse.Namespace, method: str, path: str, **kwargs):
+    """One request; an unreachable server or a malformed URL is a one-line error."""
+    import httpx
+
+    try:
+        with _client(args) as client:
+            return client.request(method, path, **kwargs)
+    except (httpx.TransportError, httpx.InvalidURL) as err:
+        raise SystemExit(f"farm {args.farm_command}: cannot reach the farm server at {args.server}: "
+                         f"{err or type(err).__name__}") from None
 
 
 def _checked(response) -> dict:
@@ -80,41 +95,137 @@ def cmd_serve(args: argparse.Namespace) -> None:
     server.run()
 
 
+def _die_with_parent() -> None:
+    """In a child of `farm up`: get SIGTERM when farm up dies, even by SIGKILL (Linux), so no orphan robot or
+    server outlives it."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
+class _Child:
+    """A supervised process of `farm up`: restarted when it exits, with a growing pause if it keeps dying fast."""
+
+    def __init__(self, name: str, command: list[str]) -> None:
+        self.name, self.command, self.starts, self.quick_exits = name, command, 0, 0
+        self.proc: subprocess.Popen | None = None
+        self.started_at = self.next_start = 0.0
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.command, stdout=subprocess.DEVNULL,
+                                     preexec_fn=_die_with_parent)  # noqa: PLW1509 (farm up runs no thread)
+        self.starts += 1
+        self.started_at = time.monotonic()
+
+    def check(self) -> bool:
+        """Restart it if it exited (when its pause is over); True when it was restarted."""
+        if self.proc is None or self.proc.poll() is None:
+            return False
+        now = time.monotonic()
+        if self.next_start == 0.0:
+            self.quick_exits = self.quick_exits + 1 if now - self.started_at < 10 else 0
+            self.next_start = now + min(30.0, 0.5 * 2 ** max(self.quick_exits - 1, 0)) if self.quick_exits else now
+            print(f"farm up: {self.name} (pid {self.proc.pid}) exited with code {self.proc.returncode}; restarting",
+                  file=sys.stderr, flush=True)
+        if now < self.next_start:
+            return False
+        self.next_start = 0.0
+        self.start()
+        return True
+
+    def stop(self, timeout_s: float) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            print(f"farm up: {self.name} did not stop in {timeout_s:.0f} s; killed", file=sys.stderr, flush=True)
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _write_state(path: Path, url: str, server: _Child, workers: dict[str, _Child]) -> None:
+    def entry(child: _Child) -> dict:
+        return {"pid": child.proc.pid if child.proc else None, "starts": child.starts}
+
+    state = {"pid": os.getpid(), "server": {"url": url, **entry(server)},
+             "robots": {name: entry(child) for name, child in workers.items()}}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(path)
+
+
+def _wait_until_serving(url: str, server: _Child, timeout_s: float = 180.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise SystemExit(f"farm up: the server did not start on {url} (exit code {server.proc.returncode}; is "
+                             "the port in use?)")
+        try:
+            if httpx.get(f"{url}/api/jobs", timeout=5).status_code == 401:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    server.stop(10)
+    raise SystemExit(f"farm up: the server did not answer on {url} within {timeout_s:.0f} s")
+
+
 def cmd_up(args: argparse.Namespace) -> None:
-    """Server plus N simulated robot workers on this machine, in the foreground until SIGINT/SIGTERM."""
+    """Server plus N simulated robot workers on this machine, each a supervised process (one that dies is
+    restarted), in the foreground until SIGINT/SIGTERM."""
     from trifinger_s2r.farm.store import JobStore
 
-    robot_token = JobStore(args.db).add_user(f"robots-{secrets.token_hex(4)}", admin=True)
-    server = _server(args)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise SystemExit(f"farm up: the server did not start on port {args.port}")
-        time.sleep(0.05)
+    if args.robots < 0:
+        raise SystemExit(f"farm up: --robots must be >= 0, got {args.robots}")
+    try:
+        store = JobStore(args.db)
+        robot_token = store.add_user(f"robots-{secrets.token_hex(4)}", admin=True)
+        store.engine.dispose()
+    except Exception as err:  # a bad URL or an unreachable database: one line
+        raise SystemExit(f"farm up: cannot use the database {args.db}: {str(err).splitlines()[0]}") from None
+    data_dir = Path(args.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
     url = f"http://{args.host}:{args.port}"
+    cli = [sys.executable, "-m", "trifinger_s2r.cli", "farm"]
+    server = _Child("the server", [*cli, "serve", "--db", args.db, "--port", str(args.port), "--host", args.host,
+                                   "--data-dir", str(data_dir), "--lease-s", str(args.lease_s),
+                                   "--robot-timeout-s", str(args.robot_timeout_s),
+                                   *(["--no-precheck"] if args.no_precheck else [])])
     names = [f"sim-robot-{i}" for i in range(args.robots)]
-    workers = [_spawn_worker(url, robot_token, name, index, args) for index, name in enumerate(names)]
-    _emit({"server": url, "robots": names, "db": args.db}, args.json)
+    workers = {name: _Child(f"{name}'s worker", [
+        *cli, "worker", "--server", url, "--token", robot_token, "--robot", name, "--calibration-index", str(index),
+        "--work-dir", str(data_dir / "workers" / name), "--poll-interval-s", str(args.poll_interval_s),
+        "--heartbeat-interval-s", str(args.heartbeat_interval_s), *(["--no-video"] if args.no_video else [])])
+        for index, name in enumerate(names)}
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(1.0):
-        for index, proc in enumerate(workers):  # a robot's computer that crashed is restarted
-            if proc.poll() is not None:
-                workers[index] = _spawn_worker(url, robot_token, names[index], index, args)
-    for proc in workers:
-        proc.terminate()
-    for proc in workers:
-        proc.wait(timeout=30)
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-def _spawn_worker(url: str, token: str, name: str, index: int, args: argparse.Namespace) -> subprocess.Popen:
-    command = [sys.executable, "-m", "trifinger_s2r.cli", "farm", "worker", "--server", url, "--token", token,
-               "--robot", name, "--calibration-index", str(index), "--work-dir", str(Path(args.data_dir) / "workers")]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    state_path = data_dir / STATE_FILE
+    server.start()
+    try:
+        _wait_until_serving(url, server)
+        for child in workers.values():
+            child.start()
+        _write_state(state_path, url, server, workers)
+        _emit({"server": url, "robots": names, "db": args.db, "state_file": str(state_path)}, args.json)
+        while not stop.wait(0.5):
+            if sum(child.check() for child in [server, *workers.values()]):
+                _write_state(state_path, url, server, workers)
+    finally:
+        for child in workers.values():  # a stopped worker hands its job back after the current episode
+            if child.proc is not None and child.proc.poll() is None:
+                child.proc.terminate()
+        for child in workers.values():
+            child.stop(args.stop_timeout_s)
+        server.stop(30)
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
@@ -132,7 +243,8 @@ def cmd_worker(args: argparse.Namespace) -> None:
                        heartbeat_interval_s=args.heartbeat_interval_s, video=not args.no_video and args.platform != "real",
                        platform=args.platform)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for sig in (signal.SIGINT, signal.SIGTERM):  # hand the job back after the current episode, then exit
+        signal.signal(sig, lambda *_: stop.set())
     FarmWorker(cfg).run_forever(stop)
 
 
@@ -146,25 +258,45 @@ def cmd_submit(args: argparse.Namespace) -> None:
     data = {"episodes": str(args.episodes), "seed": str(args.seed)}
     if args.level is not None:
         data["level"] = str(args.level)
+    if args.episode_length is not None:
+        data["episode_length"] = str(args.episode_length)
     files = {"policy": (ONNX_FILE, (folder / ONNX_FILE).read_bytes(), "application/octet-stream"),
              "metadata": (METADATA_FILE, (folder / METADATA_FILE).read_bytes(), "application/json")}
-    with _client(args) as client:
-        result = _checked(client.post("/api/jobs", data=data, files=files))
+    result = _checked(_call(args, "POST", "/api/jobs", data=data, files=files))
     _emit({"job_id": result["job_id"], "status": result["status"]}, args.json)
 
 
 def cmd_status(args: argparse.Namespace) -> None:
-    with _client(args) as client:
-        _emit(_checked(client.get(f"/api/jobs/{args.job}")), args.json)
+    job = _checked(_call(args, "GET", f"/api/jobs/{args.job}"))
+    if args.json:
+        _emit(job, True)
+        return
+    events = job.pop("events", [])
+    _emit({k: v for k, v in job.items() if v is not None or k == "status"}, False)
+    for e in events:
+        print(f"  {e['at']}  {e['event']:<17} {e['robot'] or '-':<14} {e['detail']}", flush=True)
+
+
+def cmd_robots(args: argparse.Namespace) -> None:
+    robots = _checked(_call(args, "GET", "/api/robots"))["robots"]
+    if args.json:
+        _emit({"robots": robots}, True)
+        return
+    if not robots:
+        print("no robot has connected to the farm yet", flush=True)
+    for r in robots:
+        job = f" job {r['job_id'][:12]}" if r["job_id"] else ""
+        health = "" if r["health_message"] in ("", "ok") else f"  ({r['health_message']})"
+        print(f"{r['name']}: {r['status']}{job}, {r['jobs_run']} jobs run, last heard from {r['seen_s_ago']:.0f} s "
+              f"ago{health}", flush=True)
 
 
 def cmd_results(args: argparse.Namespace) -> None:
     import io
 
-    with _client(args) as client:
-        response = client.get(f"/api/jobs/{args.job}/results")
-        if response.status_code >= 400:
-            _checked(response)
+    response = _call(args, "GET", f"/api/jobs/{args.job}/results")
+    if response.status_code >= 400:
+        _checked(response)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
@@ -193,6 +325,11 @@ def add_farm_parser(sub) -> None:
     fsub = farm.add_subparsers(dest="farm_command", required=True)
     up = fsub.add_parser("up", parents=[common, serving], help="server + N simulated robots, in the foreground")
     up.add_argument("--robots", type=int, default=2)
+    up.add_argument("--no-video", action="store_true", help="the workers record no video")
+    up.add_argument("--poll-interval-s", type=float, default=1.0, help="workers' poll interval")
+    up.add_argument("--heartbeat-interval-s", type=float, default=2.0, help="workers' heartbeat interval")
+    up.add_argument("--stop-timeout-s", type=float, default=90.0,
+                    help="on SIGTERM, how long a worker may take to hand its job back before it is killed")
     up.set_defaults(func=cmd_up)
     fsub.add_parser("serve", parents=[common, serving], help="the farm server alone").set_defaults(func=cmd_serve)
     worker = fsub.add_parser("worker", parents=[common], help="one robot's worker (HTTP only)")
@@ -211,10 +348,13 @@ def add_farm_parser(sub) -> None:
     submit.add_argument("--episodes", type=int, default=10)
     submit.add_argument("--level", type=int, choices=[-1, 1, 2, 3, 4])
     submit.add_argument("--seed", type=int, default=0)
+    submit.add_argument("--episode-length", type=int, help="policy steps per episode (default: the policy's)")
     submit.set_defaults(func=cmd_submit)
     status = fsub.add_parser("status", parents=[common], help="a job's status (and results when finished)")
     status.add_argument("job")
     status.set_defaults(func=cmd_status)
+    robots = fsub.add_parser("robots", parents=[common], help="the robots: status, health and why, jobs run")
+    robots.set_defaults(func=cmd_robots)
     results = fsub.add_parser("results", parents=[common], help="download a finished job's results")
     results.add_argument("job")
     results.add_argument("--out", required=True)
