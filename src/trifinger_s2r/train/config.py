@@ -111,16 +111,23 @@ def _preset_push_cpu() -> TrainConfig:
                        max_minutes=30.0)
 
 
+LEVEL_4_TASK = TaskConfig(level=4, curriculum=CurriculumConfig(enabled=True), grasp_start_share=0.5)
+"""Level 4 as we train it: the goal curriculum and half the episodes starting from a grasped, lifted cube
+(docs/benchmarks.md, level-4 sections); evaluation still judges level 4 from the table."""
+REFERENCE_PPO = PPOConfig(reward_scale=0.01, value_normalization=True, bounds_loss_coef=1e-4, value_loss_coef=4.0)
+"""The reference's (rl_games) reward scale, value normalisation, bounds loss and critic coefficient."""
+
+
 def _preset_repose_cpu() -> TrainConfig:
-    env = EnvConfig(num_envs=1024, task=TaskConfig(level=4))
-    return TrainConfig(env=env, model=CPU_MODEL, max_iterations=5000, save_interval=50)
+    env = EnvConfig(num_envs=1024, task=LEVEL_4_TASK)
+    return TrainConfig(env=env, ppo=REFERENCE_PPO, model=CPU_MODEL, max_iterations=5000, save_interval=50)
 
 
 def _preset_repose_gpu() -> TrainConfig:
     return TrainConfig(
-        env=EnvConfig(num_envs=16384, backend="warp", device="cuda", task=TaskConfig(level=4)),
+        env=EnvConfig(num_envs=16384, backend="warp", device="cuda", task=LEVEL_4_TASK),
         num_steps_per_env=8,
-        ppo=PPOConfig(num_mini_batches=8, num_learning_epochs=4),
+        ppo=replace(REFERENCE_PPO, num_mini_batches=8, num_learning_epochs=4),
         max_iterations=20000,
         save_interval=100,
     )
@@ -133,8 +140,9 @@ PRESETS = {
 }
 """push-cpu: level 1 (push on the table), 5 s episodes, 512 envs, CPU-sized networks, exact cube pose (camera model
 off), 30 minutes, for a 2-core CPU;
-repose-cpu: level 4 (6-DoF), 1024 envs, the largest sensible on CPU; repose-gpu: level 4 at the paper's scale
-(16,384 envs, 8-step horizon, the paper's network sizes)."""
+repose-cpu: level 4 (6-DoF) with the goal curriculum, grasped starts and the reference's PPO parts, 1024 envs, the
+largest sensible on CPU; repose-gpu: the same recipe at the paper's scale (16,384 envs, 8-step horizon, the paper's
+network sizes)."""
 
 
 def preset(name: str) -> TrainConfig:

@@ -145,8 +145,12 @@ def _learn(
 
 
 def _saved_config_or(cfg: TrainConfig, run_dir: Path) -> TrainConfig:
-    """On resume the run's own saved config wins over the command line's (only max_iterations may grow)."""
+    """On resume the run's own saved config wins over the command line's, except for the budget (max_iterations,
+    max_minutes) and the machine's thread counts, which change speed, not learning."""
     path = run_dir / CONFIG_FILE
     if not path.exists():
         return cfg
-    return dataclasses.replace(load_config(path), max_iterations=cfg.max_iterations, max_minutes=cfg.max_minutes)
+    saved = load_config(path)
+    return dataclasses.replace(saved, max_iterations=cfg.max_iterations, max_minutes=cfg.max_minutes,
+                               torch_threads=cfg.torch_threads,
+                               env=dataclasses.replace(saved.env, num_threads=cfg.env.num_threads))
