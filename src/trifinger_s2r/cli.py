@@ -253,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     pyb.add_argument("--seed", type=int, default=0)
     pyb.add_argument("--json", action="store_true", help="print one JSON object")
     pyb.set_defaults(func=_cmd_bench_pybullet)
+    from trifinger_s2r.bench.farm_soak import add_soak_parser
+
+    add_soak_parser(bench_sub)
     return parser
 
 

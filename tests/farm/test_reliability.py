@@ -171,7 +171,20 @@ def test_the_cli_contract(make_farm, tmp_path):
     assert code == 0, err
     job_id = json.loads(out)["job_id"]
     code, out, _ = run("status", job_id, "--json", env=env)
-    assert code == 0 and json.loads(out)["status"] == "queued"
+    status = json.loads(out)
+    assert code == 0 and status["status"] == "queued"
+    assert status["waiting_reason"] == "no healthy robot: no robot has connected to the farm yet"
+    code, out, _ = run("status", job_id, env=env)
+    assert code == 0 and "waiting_reason: no healthy robot: no robot has connected to the farm yet" in out
+    code, out, _ = run("robots", "--json", env=env)
+    assert code == 0 and json.loads(out) == {"robots": []}
+    code, out, _ = run("robots", env=env)
+    assert code == 0 and out.strip() == "no robot has connected to the farm yet"
+    code, out, err = run("robots", "--server", f"http://127.0.0.1:{_free_port()}", "--token", token)
+    assert code != 0 and out == "" and len(err.strip().splitlines()) == 1
+    assert err.startswith("farm robots: cannot reach the farm server at http://127.0.0.1:")
+    code, _, err = run("robots", "--server", "not a url", "--token", token)
+    assert code != 0 and len(err.strip().splitlines()) == 1 and err.startswith("farm robots: cannot reach")
     code, _, err = run("results", job_id, "--out", str(tmp_path / "r"), "--json", env=env)
     assert code != 0 and "no results yet" in err
     code, _, err = run("status", job_id, "--json", "--server", farm.url, "--token", "wrong")
@@ -196,9 +209,17 @@ def test_farm_up_runs_a_job_end_to_end_and_stops_on_sigterm(tmp_path):
         done = _wait_for(lambda: (j := _job(url, token, job_id))["status"] in ("succeeded", "failed") and j, 240,
                          "the job")
         assert done["status"] == "succeeded" and done["robot"] in started["robots"]
+        robots = _wait_for(lambda: (r := httpx.get(f"{url}/api/robots", headers=auth(token)).json()["robots"])
+                           and len(r) == 2 and r, 120, "both robots")
+        assert all(r["healthy"] and r["health_message"] == "ok" for r in robots), robots
+        state = json.loads(open(started["state_file"]).read())
+        pids = [state["server"]["pid"], *(r["pid"] for r in state["robots"].values())]
     finally:
         up.send_signal(signal.SIGTERM)
-        assert up.wait(timeout=60) == 0
+        assert up.wait(timeout=150) == 0
+    for pid in pids:  # the server and the workers stopped with it
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 def _pretrained_push_files():

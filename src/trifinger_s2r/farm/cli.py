@@ -8,6 +8,7 @@ machine-readable JSON object on stdout. Errors are one line on stderr and a non-
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import secrets
@@ -99,8 +100,6 @@ def _die_with_parent() -> None:
     """In a child of `farm up`: get SIGTERM when farm up dies, even by SIGKILL (Linux), so no orphan robot or
     server outlives it."""
     if sys.platform.startswith("linux"):
-        import ctypes
-
         try:
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
         except (OSError, AttributeError):

@@ -1,0 +1,540 @@
+"""The farm under a sustained load with faults: `farm up` with N simulated robots, U users each submitting short jobs
+one after another, a worker SIGKILLed mid-job every K finished jobs, the server SIGKILLed (and restarted by
+`farm up`) R times; then an audit of the database.
+
+Figures: jobs per hour per robot, queue wait (submission to first assignment: median, max), job run time, jobs lost
+(failed, stuck or vanished), duplicated (a second job for one submission) or doubled (a job whose runs reached
+completion twice), recovery after each fault (a worker kill: until its robot is back, healthy, with a new worker,
+and until the interrupted job runs again; a server restart: until the API answers and until the next job event),
+each robot's jobs and any time it was seen unhealthy. `ok` is True when every job succeeded exactly once and every
+robot stayed healthy; `problems` says what went wrong otherwise.
+
+Every process the soak starts is in one process group (farm up's), killed at the end whatever happens.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+
+FINISHED = ("succeeded", "failed")
+
+
+@dataclass(frozen=True)
+class SoakConfig:
+    jobs: int = 100
+    robots: int = 3
+    users: int = 5
+    kill_worker_every: int = 20
+    """SIGKILL the worker of a robot running a job each time this many more jobs have finished (0: never)."""
+    max_worker_kills: int | None = None
+    """At most this many worker kills (None: as many as kill_worker_every gives)."""
+    server_restarts: int = 1
+    """SIGKILL the server this many times, evenly spread over the run (farm up restarts it)."""
+    db: str = "sqlite"
+    """'sqlite' (a new file in the work folder) or a SQLAlchemy URL of an empty farm database."""
+    drop_existing: bool = False
+    """Drop the farm's tables of a database URL that holds jobs already (otherwise the soak refuses it)."""
+    policy: str = "pretrained:push"
+    episodes: int = 1
+    episode_length: int | None = 50
+    """Policy steps per episode of each job (None: the policy's own)."""
+    video: bool = False
+    precheck: bool = True
+    lease_s: float = 15.0
+    robot_timeout_s: float = 10.0
+    poll_interval_s: float = 0.5
+    heartbeat_interval_s: float = 1.0
+    job_timeout_s: float = 900.0
+    """One job, submission to its end, before the soak calls it stuck."""
+    timeout_s: float = 3 * 3600.0
+    """The whole run."""
+    work_dir: Path | None = None
+    """Database file, farm data and logs (default: a temporary folder, removed unless keep)."""
+    keep: bool = False
+    nice: int = 0
+    """Niceness of farm up and everything it starts (their CPU share on a shared machine)."""
+
+    def __post_init__(self) -> None:
+        for name in ("jobs", "robots", "users"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.kill_worker_every < 0 or self.server_restarts < 0:
+            raise ValueError("kill_worker_every and server_restarts must be >= 0")
+        if self.episode_length is not None and self.episode_length < 1:
+            raise ValueError(f"episode_length must be >= 1, got {self.episode_length}")
+
+
+@dataclass
+class _Submitted:
+    user: str
+    job_id: str
+    submitted_at: float
+    final: dict = field(default_factory=dict)
+    error: str | None = None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _parse(stamp: str | None) -> float | None:
+    """The server's ISO time (UTC, 'Z') as a Unix time."""
+    if not stamp:
+        return None
+    return datetime.datetime.fromisoformat(stamp.rstrip("Z")).replace(tzinfo=datetime.UTC).timestamp()
+
+
+def _percentiles(values: list[float]) -> dict:
+    if not values:
+        return {"median": None, "max": None, "n": 0}
+    return {"median": round(statistics.median(values), 2), "max": round(max(values), 2), "n": len(values)}
+
+
+class _Soak:
+    def __init__(self, cfg: SoakConfig) -> None:
+        self.cfg = cfg
+        self._tmp = None if cfg.work_dir else tempfile.TemporaryDirectory(prefix="farm-soak-")
+        self.dir = Path(cfg.work_dir or self._tmp.name)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.db = f"sqlite:///{self.dir / 'farm.db'}" if cfg.db == "sqlite" else cfg.db
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.up: subprocess.Popen | None = None
+        self.lock = threading.Lock()
+        self.submitted: list[_Submitted] = []
+        self.finished = 0
+        self.stop = threading.Event()
+        self.worker_kills: list[dict] = []
+        self.idle_kills: list[dict] = []
+        """Kills that came just after the job ended (not counted: another kill follows)."""
+        self.server_kills: list[dict] = []
+        self.samples: list[tuple[float, list[dict]]] = []
+        self.unhealthy_seen: list[dict] = []
+        self.notes: list[str] = []
+
+    # --- setup ----------------------------------------------------------------------------------
+
+    def _prepare_db(self):
+        from trifinger_s2r.farm.store import Base, JobStore
+
+        if self.cfg.db != "sqlite":
+            from sqlalchemy import create_engine, inspect, text
+
+            engine = create_engine(self.db)
+            if inspect(engine).has_table("jobs"):
+                with engine.connect() as c:
+                    count = c.execute(text("SELECT COUNT(*) FROM jobs")).scalar()
+                if count and not self.cfg.drop_existing:
+                    raise SystemExit(f"farm soak: {self.db} holds {count} jobs; the soak needs an empty farm "
+                                     "database (pass --drop-existing to drop its farm tables)")
+                Base.metadata.drop_all(engine)
+            engine.dispose()
+        store = JobStore(self.db)
+        self.admin = store.add_user(f"soak-admin-{uuid.uuid4().hex[:6]}", admin=True)
+        self.tokens = {f"soak-user-{i}": store.add_user(f"soak-user-{i}-{uuid.uuid4().hex[:6]}")
+                       for i in range(self.cfg.users)}
+        store.engine.dispose()
+
+    def _policy_files(self) -> dict:
+        from trifinger_s2r.export.policy_bundle import METADATA_FILE, ONNX_FILE, bundle_dir
+
+        folder = bundle_dir(self.cfg.policy)
+        return {"policy": (ONNX_FILE, (folder / ONNX_FILE).read_bytes()),
+                "metadata": (METADATA_FILE, (folder / METADATA_FILE).read_bytes())}
+
+    def _start_farm(self) -> None:
+        cfg = self.cfg
+        command = [sys.executable, "-m", "trifinger_s2r.cli", "farm", "up", "--db", self.db, "--port",
+                   str(self.port), "--robots", str(cfg.robots), "--data-dir", str(self.dir / "data"), "--lease-s",
+                   str(cfg.lease_s), "--robot-timeout-s", str(cfg.robot_timeout_s), "--poll-interval-s",
+                   str(cfg.poll_interval_s), "--heartbeat-interval-s", str(cfg.heartbeat_interval_s),
+                   "--stop-timeout-s", "30", "--json"]
+        command += [] if cfg.video else ["--no-video"]
+        command += [] if cfg.precheck else ["--no-precheck"]
+        if cfg.nice:
+            command = ["nice", "-n", str(cfg.nice), *command]
+        self.log_path = self.dir / "farm-up.log"
+        from trifinger_s2r.farm.cli import _die_with_parent
+
+        # its own process group (killed whole at the end); SIGTERM to it if this process dies first
+        self.up = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self.log_path.open("wb"), text=True,
+                                   start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509
+        line: list[str] = []
+        reader = threading.Thread(target=lambda: line.append(self.up.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout=300)
+        if not line or not line[0].strip():
+            raise RuntimeError(f"farm up did not start within 300 s (exit code {self.up.poll()}); its log: "
+                               f"{self._log_tail()}")
+        started = json.loads(line[0])
+        self.robot_names, self.state_file = started["robots"], Path(started["state_file"])
+
+    def _log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    # --- the load -------------------------------------------------------------------------------
+
+    def _get(self, path: str, token: str | None = None, timeout: float = 10.0) -> dict | None:
+        """GET as JSON; None while the server does not answer (a restart)."""
+        try:
+            response = httpx.get(self.url + path, headers={"Authorization": f"Bearer {token or self.admin}"},
+                                 timeout=timeout)
+        except httpx.TransportError:
+            return None
+        if response.status_code >= 500:
+            return None
+        response.raise_for_status()
+        return response.json()
+
+    def _user(self, name: str, count: int, files: dict) -> None:
+        token = self.tokens[name]
+        data = {"episodes": str(self.cfg.episodes)}
+        if self.cfg.episode_length is not None:
+            data["episode_length"] = str(self.cfg.episode_length)
+        for _ in range(count):
+            if self.stop.is_set():
+                return
+            request_id = uuid.uuid4().hex
+            deadline = time.monotonic() + self.cfg.job_timeout_s
+            job_id = None
+            while job_id is None and time.monotonic() < deadline and not self.stop.is_set():
+                try:  # the same request_id when retried: one job even if an answer was lost
+                    response = httpx.post(f"{self.url}/api/jobs", headers={"Authorization": f"Bearer {token}"},
+                                          data={**data, "request_id": request_id}, files=files, timeout=300)
+                except httpx.TransportError:
+                    time.sleep(1.0)
+                    continue
+                if response.status_code >= 500:
+                    time.sleep(1.0)
+                    continue
+                if response.status_code != 201:
+                    with self.lock:
+                        self.notes.append(f"{name}: submission refused: {response.status_code} {response.text}")
+                    return
+                job_id = response.json()["job_id"]
+            if job_id is None:
+                return
+            entry = _Submitted(name, job_id, time.time())
+            with self.lock:
+                self.submitted.append(entry)
+            while time.monotonic() < deadline and not self.stop.is_set():
+                job = self._get(f"/api/jobs/{job_id}", token)
+                if job is not None and job["status"] in FINISHED:
+                    entry.final = job
+                    break
+                time.sleep(0.5)
+            else:
+                entry.error = f"not finished {self.cfg.job_timeout_s:.0f} s after its submission"
+            with self.lock:
+                self.finished += 1
+
+    # --- faults and observation -------------------------------------------------------------------
+
+    def _observe(self) -> None:
+        """Sample the robots about once a second: health (any unhealthy sighting is a problem) and worker pids."""
+        while not self.stop.wait(1.0):
+            answer = self._get("/api/robots")
+            if answer is None:
+                continue
+            now = time.time()
+            with self.lock:
+                self.samples.append((now, answer["robots"]))
+                for r in answer["robots"]:
+                    if r["online"] and not r["healthy"]:
+                        self.unhealthy_seen.append({"at": now, "robot": r["name"], "message": r["health_message"]})
+
+    def _kill_a_worker(self) -> bool:
+        """SIGKILL the worker of a robot whose job is running; True when one was killed."""
+        answer = self._get("/api/robots")
+        for robot in (answer or {}).get("robots", []):
+            pid = robot["info"].get("pid")
+            if not robot["busy"] or not pid:
+                continue
+            job = self._get(f"/api/jobs/{robot['job_id']}")
+            if job is None or job["status"] != "running" or job["robot"] != robot["name"]:
+                continue
+            killed_at = time.time()
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+            kill = {"at": killed_at, "robot": robot["name"], "pid": pid, "job_id": robot["job_id"],
+                    "after_jobs": self.finished}
+            time.sleep(1.0)
+            after = self._get(f"/api/jobs/{robot['job_id']}")
+            finished = _parse(after.get("finished_at")) if after else None
+            if finished is not None and finished < killed_at:  # it ended just before the kill: not mid-job
+                with self.lock:
+                    self.idle_kills.append(kill)
+                return False
+            with self.lock:
+                self.worker_kills.append(kill)
+            return True
+        return False
+
+    def _kill_the_server(self) -> None:
+        state = json.loads(self.state_file.read_text())
+        pid = state["server"]["pid"]
+        killed_at = time.time()
+        os.kill(pid, signal.SIGKILL)
+        back = None
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/api/jobs", timeout=2).status_code == 401:
+                    back = time.time()
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        with self.lock:
+            self.server_kills.append({"at": killed_at, "pid": pid, "after_jobs": self.finished,
+                                      "api_back_s": round(back - killed_at, 2) if back else None})
+
+    def _faults(self) -> None:
+        cfg = self.cfg
+        restart_points = [round(cfg.jobs * (k + 1) / (cfg.server_restarts + 1)) for k in range(cfg.server_restarts)]
+        next_kill = cfg.kill_worker_every if cfg.kill_worker_every else None
+        max_kills = cfg.max_worker_kills if cfg.max_worker_kills is not None else cfg.jobs
+        while not self.stop.wait(0.2):
+            finished = self.finished
+            if restart_points and finished >= restart_points[0]:
+                restart_points.pop(0)
+                self._kill_the_server()
+            elif (next_kill is not None and next_kill <= finished < cfg.jobs and len(self.worker_kills) < max_kills
+                  and self._kill_a_worker()):
+                next_kill += cfg.kill_worker_every
+
+    # --- run and audit --------------------------------------------------------------------------
+
+    def run(self) -> dict:
+        cfg = self.cfg
+        started = time.time()
+        try:
+            self._prepare_db()
+            files = self._policy_files()
+            self._start_farm()
+            farm_ready = time.time()
+            shares = [cfg.jobs // cfg.users + (1 if i < cfg.jobs % cfg.users else 0) for i in range(cfg.users)]
+            users = [threading.Thread(target=self._user, args=(name, n, files), daemon=True)
+                     for name, n in zip(self.tokens, shares, strict=True)]
+            helpers = [threading.Thread(target=self._observe, daemon=True),
+                       threading.Thread(target=self._faults, daemon=True)]
+            for t in [*helpers, *users]:
+                t.start()
+            deadline = time.monotonic() + cfg.timeout_s
+            for t in users:
+                t.join(timeout=max(0.0, deadline - time.monotonic()))
+            timed_out = any(t.is_alive() for t in users)
+            load_s = time.time() - farm_ready
+            time.sleep(2 * cfg.poll_interval_s + 1.5)  # a last robot sample after the last job
+            self.stop.set()
+            for t in helpers:
+                t.join(timeout=30)
+            robots_end = (self._get("/api/robots") or {}).get("robots", [])
+            self._shutdown()
+            result = self._audit(load_s, timed_out, robots_end)
+            result["wall_s"] = round(time.time() - started, 1)
+            return result
+        finally:
+            self.stop.set()
+            self._shutdown(force=True)
+            if self._tmp is not None and not cfg.keep:
+                self._tmp.cleanup()
+
+    def _shutdown(self, force: bool = False) -> None:
+        if self.up is None:
+            return
+        if not force and self.up.poll() is None:
+            self.up.send_signal(signal.SIGTERM)
+            try:
+                self.up.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.notes.append("farm up did not stop within 120 s of SIGTERM; killed")
+        try:
+            os.killpg(self.up.pid, signal.SIGKILL)  # farm up's group: its server and every worker it started
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.up.wait()
+
+    def _audit(self, load_s: float, timed_out: bool, robots_end: list[dict]) -> dict:
+        from trifinger_s2r.farm.store import JobStore
+
+        cfg = self.cfg
+        store = JobStore(self.db)
+        users = {store.user_for_token(t).id: name for name, t in self.tokens.items()}
+        jobs = {j.id: j for j in store.all_jobs() if j.user_id in users}
+        events: dict[str, list[dict]] = defaultdict(list)
+        for e in store.all_events():
+            if e["job_id"] in jobs:
+                events[e["job_id"]].append(e)
+        store.engine.dispose()
+        known = {s.job_id for s in self.submitted}
+        by_status = Counter(j.status for j in jobs.values())
+        failed = sorted(j for j in known if j in jobs and jobs[j].status == "failed")
+        stuck = sorted(j for j in known if j in jobs and jobs[j].status not in FINISHED)
+        vanished = sorted(known - set(jobs))
+        duplicated = sorted(set(jobs) - known)
+        doubled = sorted(j for j, ev in events.items()
+                         if sum(e["event"] in ("succeeded", "complete_rejected") for e in ev) > 1)
+        not_submitted = cfg.jobs - len(known)
+        runs = {j: sum(e["event"] in ("started", "resumed") for e in ev) for j, ev in events.items()}
+        queue_wait = []
+        run_time = []
+        for job_id, job in jobs.items():
+            created = job.created_at.replace(tzinfo=datetime.UTC).timestamp()
+            first = next((_parse(e["at"]) for e in events[job_id] if e["event"] == "assigned"), None)
+            if first is not None:
+                queue_wait.append(first - created)
+            if job.status == "succeeded" and job.started_at and job.finished_at:
+                run_time.append((job.finished_at - job.started_at).total_seconds())
+        per_robot = Counter(jobs[j].robot for j in known if j in jobs and jobs[j].status == "succeeded")
+        finished_at = [j.finished_at.replace(tzinfo=datetime.UTC).timestamp() for j in jobs.values() if j.finished_at]
+        first_submit = min((s.submitted_at for s in self.submitted), default=time.time())
+        span_h = (max(finished_at, default=first_submit) - first_submit) / 3600 or float("nan")
+        kills = [self._worker_recovery(k, events) for k in self.worker_kills]
+        restarts = [self._server_recovery(k, events) for k in self.server_kills]
+        unhealthy_end = [r["name"] for r in robots_end if not r["healthy"]]
+        problems = []
+        if not_submitted:
+            problems.append(f"{not_submitted} jobs were never submitted")
+        for label, ids in (("failed", failed), ("stuck", stuck), ("vanished", vanished),
+                           ("duplicated (a second job for one submission)", duplicated),
+                           ("run twice to completion", doubled)):
+            if ids:
+                problems.append(f"{len(ids)} jobs {label}: {[i[:12] for i in ids[:10]]}")
+        short = [r for r in self.robot_names if per_robot.get(r, 0) < 2]
+        if short:
+            problems.append(f"robots with fewer than 2 jobs: {short} ({dict(per_robot)})")
+        if self.unhealthy_seen:
+            problems.append(f"robots seen unhealthy {len(self.unhealthy_seen)} times: {self.unhealthy_seen[:3]}")
+        if unhealthy_end:
+            problems.append(f"robots unhealthy at the end: {unhealthy_end}")
+        if timed_out:
+            problems.append(f"the run did not finish within {cfg.timeout_s:.0f} s")
+        if cfg.kill_worker_every and cfg.jobs > cfg.kill_worker_every and not self.worker_kills:
+            problems.append("no worker was killed (no running job was found when one was due)")
+        if len(self.server_kills) < cfg.server_restarts:
+            problems.append(f"{len(self.server_kills)} of {cfg.server_restarts} server restarts happened")
+        problems += [f"server restart: the API did not come back ({r})" for r in restarts if r["api_back_s"] is None]
+        problems += self.notes
+        return {
+            "ok": not problems, "problems": problems,
+            "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
+            "db_backend": "sqlite" if self.db.startswith("sqlite") else self.db.split(":", 1)[0],
+            "jobs_submitted": len(known), "jobs_by_status": dict(by_status), "jobs_failed": len(failed),
+            "jobs_stuck": len(stuck), "jobs_vanished": len(vanished), "jobs_duplicated": len(duplicated),
+            "jobs_doubled": len(doubled), "jobs_lost": len(failed) + len(stuck) + len(vanished),
+            "runs_per_job": dict(Counter(runs.values())),
+            "jobs_per_robot": dict(sorted(per_robot.items())),
+            "jobs_per_hour_per_robot": round(by_status.get("succeeded", 0) / span_h / cfg.robots, 1),
+            "queue_wait_s": _percentiles(queue_wait), "job_run_s": _percentiles(run_time),
+            "load_s": round(load_s, 1), "worker_kills": kills, "idle_worker_kills": len(self.idle_kills),
+            "server_restarts": restarts,
+            "unhealthy_sightings": len(self.unhealthy_seen),
+            "robots_at_end": [{k: r[k] for k in ("name", "status", "healthy", "health_message", "jobs_run")}
+                              for r in robots_end],
+        }
+
+    def _worker_recovery(self, kill: dict, events: dict[str, list[dict]]) -> dict:
+        """Back: the first robot sample after the kill with a new worker pid, online and healthy. Job again: the
+        interrupted job's next start (a new run, on any robot) after the kill."""
+        at = kill["at"]
+        back = next((t for t, robots in self.samples if t > at for r in robots
+                     if r["name"] == kill["robot"] and r["info"].get("pid") not in (None, kill["pid"])
+                     and r["online"] and r["healthy"]), None)
+        job_events = events.get(kill["job_id"], [])
+        again = next((_parse(e["at"]) for e in job_events
+                      if e["event"] in ("started", "resumed") and _parse(e["at"]) > at), None)
+        succeeded = next((_parse(e["at"]) for e in job_events if e["event"] == "succeeded"), None)
+        how = [f"{e['event']} on {e['robot']}" for e in job_events
+               if e["event"] in ("requeued", "started", "resumed", "succeeded") and _parse(e["at"]) > at]
+        return {"robot": kill["robot"], "job_id": kill["job_id"], "after_jobs": kill["after_jobs"],
+                "mid_job": succeeded is None or succeeded > at,
+                "robot_back_s": round(back - at, 1) if back else None,
+                "job_running_again_s": round(again - at, 1) if again else None,
+                "job_finished_s": round(succeeded - at, 1) if succeeded and succeeded > at else None,
+                "job_after_kill": how}
+
+    def _server_recovery(self, kill: dict, events: dict[str, list[dict]]) -> dict:
+        at = kill["at"]
+        later = sorted(_parse(e["at"]) for ev in events.values() for e in ev
+                       if e["event"] in ("assigned", "started", "resumed", "succeeded") and _parse(e["at"]) > at)
+        return {"after_jobs": kill["after_jobs"], "api_back_s": kill["api_back_s"],
+                "next_job_event_s": round(later[0] - at, 1) if later else None}
+
+
+def run(cfg: SoakConfig) -> dict:
+    return _Soak(cfg).run()
+
+
+def add_soak_parser(bench_sub) -> None:
+    """`trifinger-s2r bench farm-soak ...` (hooked into the bench subcommand of the CLI)."""
+    soak = bench_sub.add_parser("farm-soak", help="the robot farm under a sustained load with worker kills and a "
+                                                  "server restart: throughput, queue wait, lost/doubled jobs")
+    d = SoakConfig()
+    soak.add_argument("--jobs", type=int, default=d.jobs)
+    soak.add_argument("--robots", type=int, default=d.robots)
+    soak.add_argument("--users", type=int, default=d.users, help="users, each submitting jobs one after another")
+    soak.add_argument("--kill-worker-every", type=int, default=d.kill_worker_every,
+                      help="SIGKILL a busy robot's worker each time this many more jobs finished (0: never)")
+    soak.add_argument("--max-worker-kills", type=int)
+    soak.add_argument("--server-restarts", type=int, default=d.server_restarts,
+                      help="SIGKILL the server this many times, spread over the run (farm up restarts it)")
+    soak.add_argument("--db", default=d.db, help="'sqlite' (a new file) or the URL of an empty farm database")
+    soak.add_argument("--drop-existing", action="store_true",
+                      help="drop the farm tables of a --db URL that holds jobs (otherwise refused)")
+    soak.add_argument("--policy", default=d.policy, help="exported policy directory or pretrained:NAME")
+    soak.add_argument("--episodes", type=int, default=d.episodes, help="episodes per job")
+    soak.add_argument("--episode-length", type=int, default=d.episode_length,
+                      help="policy steps per episode of each job (0: the policy's own)")
+    soak.add_argument("--video", action="store_true", help="workers record a video of each job")
+    soak.add_argument("--no-precheck", action="store_true", help="the server skips the simulation pre-check")
+    soak.add_argument("--lease-s", type=float, default=d.lease_s)
+    soak.add_argument("--timeout-s", type=float, default=d.timeout_s, help="the whole run")
+    soak.add_argument("--work-dir", help="keep the database, data and farm up's log here")
+    soak.add_argument("--nice", type=int, default=0, help="niceness of farm up and its processes")
+    soak.add_argument("--json", action="store_true", help="print one JSON object")
+    soak.set_defaults(func=_cmd_soak)
+
+
+def _cmd_soak(args) -> None:
+    try:
+        cfg = SoakConfig(jobs=args.jobs, robots=args.robots, users=args.users, kill_worker_every=args.kill_worker_every,
+                         max_worker_kills=args.max_worker_kills, server_restarts=args.server_restarts, db=args.db,
+                         drop_existing=args.drop_existing, policy=args.policy, episodes=args.episodes,
+                         episode_length=args.episode_length or None, video=args.video, precheck=not args.no_precheck,
+                         lease_s=args.lease_s, timeout_s=args.timeout_s,
+                         work_dir=Path(args.work_dir) if args.work_dir else None, keep=bool(args.work_dir),
+                         nice=args.nice)
+    except ValueError as err:
+        raise SystemExit(f"bench farm-soak: {err}") from None
+    result = run(cfg)
+    if args.json:
+        print(json.dumps(result), flush=True)
+    else:
+        for key, value in result.items():
+            print(f"{key}: {value}", flush=True)
+    if not result["ok"]:
+        raise SystemExit(1)
