@@ -64,3 +64,20 @@ def test_every_command_help_renders(capsys):
             main([*path, "--help"])
         assert stop.value.code == 0, path
         assert "usage:" in capsys.readouterr().out, path
+
+
+def test_farm_http_commands_do_not_load_the_training_stack():
+    """`farm submit/status/results/robots` only talk HTTP: importing torch there cost ~5 s per command."""
+    code = (
+        "import sys\n"
+        "from trifinger_s2r.cli import main\n"
+        "for command in ('submit', 'status', 'results', 'robots'):\n"
+        "    try:\n"
+        "        main(['farm', command, '--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = [m for m in ('torch', 'mujoco', 'rsl_rl', 'pybullet') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "HEAVY []" in out

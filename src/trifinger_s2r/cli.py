@@ -6,10 +6,8 @@ import argparse
 import json
 import sys
 
-import torch
-
-from trifinger_s2r.envs.repose_env import BACKENDS
 from trifinger_s2r.robot.build_model import COLLISION_VARIANTS
+from trifinger_s2r.sim import BACKENDS
 from trifinger_s2r.timing import PHYSICS_MODES
 
 
@@ -43,7 +41,7 @@ def _cmd_bench_env(args: argparse.Namespace) -> None:
         collision=args.collision,
         physics_mode=args.physics_mode,
         num_threads=args.threads,
-        device=args.device or ("cuda" if args.backend == "warp" and torch.cuda.is_available() else "cpu"),
+        device=args.device or ("cuda" if args.backend == "warp" and _cuda_available() else "cpu"),
         randomize=not args.no_randomization,
         seed=args.seed,
     )
@@ -68,7 +66,13 @@ def _default_preset() -> str:
     """repose-gpu where a GPU backend is available (MuJoCo Warp installed and a CUDA device), else push-cpu."""
     from trifinger_s2r.sim.mujoco_warp_backend import warp_available
 
-    return "repose-gpu" if torch.cuda.is_available() and warp_available() else "push-cpu"
+    return "repose-gpu" if _cuda_available() and warp_available() else "push-cpu"
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -259,9 +263,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+FARM_HTTP_COMMANDS = ("submit", "status", "robots", "results", "user")
+"""farm commands that only talk HTTP (or SQL): they never load torch, MuJoCo or the training stack."""
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    torch.set_num_threads(args.torch_threads or 1)
+    if not (args.command == "farm" and args.farm_command in FARM_HTTP_COMMANDS):
+        import torch
+
+        torch.set_num_threads(args.torch_threads or 1)
     args.func(args)
 
 

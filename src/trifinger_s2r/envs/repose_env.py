@@ -9,6 +9,7 @@ from rsl_rl.env import VecEnv
 from tensordict import TensorDict
 
 from trifinger_s2r.robot import trifinger_pro as tp
+from trifinger_s2r.sim import BACKENDS
 from trifinger_s2r.sim.backend import PhysicsBackend, PhysicsParams, SimState
 from trifinger_s2r.task import curriculum, goals
 from trifinger_s2r.task import observations as obs_fn
@@ -25,9 +26,6 @@ from trifinger_s2r.task.randomization import (
 from trifinger_s2r.task.rewards import compute_rewards
 from trifinger_s2r.timing import Timing
 
-BACKENDS = ("mujoco", "warp")
-"""Physics backends by name: 'mujoco' (native MuJoCo, CPU threads) and 'warp' (MuJoCo Warp on the env's device:
-a CUDA GPU, or Warp's CPU device)."""
 CUBE_DROP_HEIGHT_M = 0.0005
 """A reset cube starts this far above its resting height, so it never starts in the table."""
 LIFTED_M = 0.01
