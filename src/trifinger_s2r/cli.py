@@ -117,7 +117,10 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
     from trifinger_s2r.export.policy_bundle import export_checkpoint
 
-    out = export_checkpoint(Path(args.checkpoint), Path(args.out))
+    try:
+        out = export_checkpoint(Path(args.checkpoint), Path(args.out))
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"trifinger-s2r export: {err}") from None
     _print_result({"out": str(out), "files": sorted(p.name for p in out.iterdir())}, args.json)
 
 

@@ -11,7 +11,7 @@ import torch
 
 from trifinger_s2r.cli import main
 from trifinger_s2r.eval.rollouts import checkpoint_policy
-from trifinger_s2r.export.policy_bundle import METADATA_FILE, OnnxPolicy, export_checkpoint, read_metadata
+from trifinger_s2r.export.policy_bundle import METADATA_FILE, OnnxPolicy, bundle_dir, export_checkpoint, read_metadata
 from trifinger_s2r.train.config import preset
 from trifinger_s2r.train.trainer import train
 
@@ -80,3 +80,27 @@ class TestPretrained:
     def test_an_unknown_pretrained_name_lists_the_shipped_ones(self):
         with pytest.raises(SystemExit, match="shipped: .*push"):
             main(["eval", "--policy", "pretrained:walk"])
+
+
+class TestWrongPolicyReferences:
+    """Each wrong reference names its actual problem."""
+
+    def test_a_missing_path(self, tmp_path):
+        with pytest.raises(FileNotFoundError, match="no file or folder"):
+            bundle_dir(tmp_path / "nowhere")
+
+    def test_a_checkpoint_file_says_how_to_export_it(self, tmp_path):
+        checkpoint = tmp_path / "model_3.pt"
+        checkpoint.write_bytes(b"")
+        with pytest.raises(ValueError, match=f"export --checkpoint {checkpoint}"):
+            bundle_dir(checkpoint)
+
+    def test_a_run_folder_names_its_latest_checkpoint(self, tmp_path):
+        for it in (2, 10):
+            (tmp_path / f"model_{it}.pt").write_bytes(b"")
+        with pytest.raises(ValueError, match="training run folder.*model_10.pt"):
+            bundle_dir(tmp_path)
+
+    def test_an_empty_folder_is_not_a_bundle(self, tmp_path):
+        with pytest.raises(FileNotFoundError, match="not a policy bundle"):
+            bundle_dir(tmp_path)

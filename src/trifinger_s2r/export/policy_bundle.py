@@ -47,7 +47,19 @@ def bundle_dir(reference: str | Path) -> Path:
             raise ValueError(f"no pretrained policy {name!r}; shipped: {pretrained_names()}")
         return PRETRAINED_DIR / name
     path = Path(text)
+    if not path.exists():
+        raise FileNotFoundError(f"no file or folder at {path}")
+    if path.is_file():
+        raise ValueError(f"{path} is a file; a policy here is an exported bundle folder (policy.onnx + "
+                         f"{METADATA_FILE}) or {PRETRAINED_PREFIX}NAME"
+                         + (f": export the checkpoint with `trifinger-s2r export --checkpoint {path} --out DIR`"
+                            if path.suffix == ".pt" else ""))
     if not (path / METADATA_FILE).is_file():
+        checkpoints = sorted(path.glob("model_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+        if checkpoints:
+            raise ValueError(f"{path} is a training run folder, not a policy: eval takes its checkpoints (latest "
+                             f"{checkpoints[-1]}); deploy and the farm take a bundle: `trifinger-s2r export "
+                             f"--checkpoint {checkpoints[-1]} --out DIR`")
         raise FileNotFoundError(f"{path} is not a policy bundle (no {METADATA_FILE}); export one with "
                                 f"`trifinger-s2r export` or use {PRETRAINED_PREFIX}NAME")
     return path
