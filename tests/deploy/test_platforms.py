@@ -124,7 +124,10 @@ class TestDeployCommand:
         assert {"success_rate", "ci80_low", "ci80_high", "episodes", "mean_position_error_m",
                 "mean_orientation_error_rad"} <= set(out)
         assert out["episodes"] == 2 and out["judged_by"] == "true_pose" and out["platform"] == "pybullet"
-        assert int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+        capture = cv2.VideoCapture(str(video))
+        assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+        fourcc = int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode().lower()
+        assert fourcc in ("avc1", "h264")  # H.264: what browsers play
         assert (tmp_path / "logs" / "report.json").is_file()
 
     def test_deploy_of_a_folder_that_is_not_a_bundle_names_it(self, tmp_path):

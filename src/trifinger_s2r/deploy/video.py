@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from trifinger_s2r.deploy.runner import Goal
+from trifinger_s2r.media import H264Writer
 from trifinger_s2r.task.geometry import keypoints
 
 WIDTH_PX, HEIGHT_PX = 480, 360
@@ -25,8 +26,16 @@ def _project(points_m: np.ndarray, view: np.ndarray, projection: np.ndarray) -> 
     return np.c_[(ndc[:, 0] + 1) * WIDTH_PX / 2, (1 - ndc[:, 1]) * HEIGHT_PX / 2]
 
 
+def draw_caption(cv2, frame: np.ndarray, text: str) -> None:
+    """White text on a dark box, inset from the top-left corner so that no glyph is clipped."""
+    font, scale, thickness = cv2.FONT_HERSHEY_SIMPLEX, 0.55, 1
+    (width, height), baseline = cv2.getTextSize(text, font, scale, thickness)
+    cv2.rectangle(frame, (6, 6), (18 + width, 16 + height + baseline), (0, 0, 0), -1)
+    cv2.putText(frame, text, (12, 12 + height), font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+
+
 class PyBulletVideo:
-    """Records frames of the current PyBullet episode every `every_n_steps` policy steps into an .mp4 file."""
+    """Records frames of the current PyBullet episode every `every_n_steps` policy steps into an H.264 .mp4 file."""
 
     def __init__(self, path: Path, robot, goal: Goal, policy_rate_hz: int, every_n_steps: int = 2) -> None:
         import cv2
@@ -36,10 +45,7 @@ class PyBulletVideo:
         self.path, self.robot, self.every_n_steps = Path(path), robot, every_n_steps
         self.policy_rate_hz = policy_rate_hz
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fps = policy_rate_hz / every_n_steps
-        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (WIDTH_PX, HEIGHT_PX))
-        if not self._writer.isOpened():
-            raise RuntimeError(f"cannot write video {self.path} (OpenCV's mp4v encoder)")
+        self._writer = H264Writer(self.path, WIDTH_PX, HEIGHT_PX, fps=policy_rate_hz / every_n_steps)
         self._view = pybullet.computeViewMatrixFromYawPitchRoll(
             CAMERA_TARGET_M, CAMERA_DISTANCE_M, CAMERA_YAW_DEG, CAMERA_PITCH_DEG, 0.0, 2)
         self._projection = pybullet.computeProjectionMatrixFOV(FIELD_OF_VIEW_DEG, WIDTH_PX / HEIGHT_PX, 0.01, 2.0)
@@ -58,16 +64,15 @@ class PyBulletVideo:
         _, _, rgba, _, _ = self._pybullet.getCameraImage(
             WIDTH_PX, HEIGHT_PX, self._view, self._projection, renderer=self._pybullet.ER_TINY_RENDERER,
             physicsClientId=self.robot.pybullet_client_id)
-        frame = np.ascontiguousarray(np.asarray(rgba, dtype=np.uint8).reshape(HEIGHT_PX, WIDTH_PX, 4)[:, :, 2::-1])
+        frame = np.ascontiguousarray(np.asarray(rgba, dtype=np.uint8).reshape(HEIGHT_PX, WIDTH_PX, 4)[:, :, :3])
         view, projection = np.asarray(self._view).reshape(4, 4), np.asarray(self._projection).reshape(4, 4)
         cube_kp = self._keypoints(*self.robot.true_object_pose())
-        for points, colour in ((self._goal_kp, (0, 0, 255)), (cube_kp, (0, 200, 0))):
+        for points, colour in ((self._goal_kp, (255, 0, 0)), (cube_kp, (0, 200, 0))):
             for x, y in _project(points, view, projection):
                 self._cv2.circle(frame, (int(x), int(y)), 4, colour, -1)
-        self._cv2.putText(frame, f"t = {step / self.policy_rate_hz:.1f} s", (10, 24), self._cv2.FONT_HERSHEY_SIMPLEX, 0.6,
-                          (255, 255, 255), 1)
+        draw_caption(self._cv2, frame, f"t = {step / self.policy_rate_hz:.1f} s")
         self._writer.write(frame)
         self.frames += 1
 
     def close(self) -> None:
-        self._writer.release()
+        self._writer.close()
