@@ -10,7 +10,7 @@ from pathlib import Path
 from statistics import mean
 
 from trifinger_s2r.bench.env_bench import machine_info
-from trifinger_s2r.train.config import ModelConfig, preset
+from trifinger_s2r.train.config import ModelConfig, apply_overrides, preset
 from trifinger_s2r.train.trainer import train
 
 
@@ -24,6 +24,9 @@ class TrainBenchConfig:
     """0: all cores."""
     paper_networks: bool = False
     """Use the paper's MLP sizes instead of the preset's."""
+    overrides: tuple[str, ...] = ()
+    """'dotted.key=value' config overrides, as `train --set` takes them (e.g. env.device=cpu for repose-gpu on
+    Warp's CPU device: scripts/gpu/run.sh --cpu-dry-run)."""
 
 
 def run(cfg: TrainBenchConfig) -> dict:
@@ -32,6 +35,8 @@ def run(cfg: TrainBenchConfig) -> dict:
         train_cfg = dataclasses.replace(train_cfg, env=dataclasses.replace(train_cfg.env, num_envs=cfg.num_envs))
     if cfg.paper_networks:
         train_cfg = dataclasses.replace(train_cfg, model=ModelConfig())
+    if cfg.overrides:
+        train_cfg = apply_overrides(train_cfg, list(cfg.overrides))
     train_cfg = dataclasses.replace(
         train_cfg, max_iterations=cfg.iterations + 1, save_interval=10**9, torch_threads=cfg.torch_threads
     )

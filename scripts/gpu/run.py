@@ -1,0 +1,678 @@
+"""The prepared GPU run (scripts/gpu/run.sh calls this; docs/gpu.md describes it).
+
+On the GPU machine, from the repository root, within --minutes of wall-clock time in all:
+  1. stash the wheel parts this command carried (.gpu-wheels/call<k>/) and, once all are there, install them
+  2. preflight: torch, CUDA device, warp, mujoco_warp
+  3. the CUDA-only tests (found in tests/ by their `skipif(not torch.cuda.is_available())`)
+  4. `bench env --backend warp --device cuda` at each env count, `bench train --preset repose-gpu`
+  5. train level 4 (--preset) for the time left, resuming from the committed checkpoint (checkpoints/repose-gpu/)
+     when there is one and it still loads, else a fresh run
+  6. export the policy (ONNX + metadata)
+and writes into --out: bench.json, model.pt, config.json, progress.json, policy.onnx, metadata.json, summary.json,
+log.txt (8 files, each under 16 MiB: what one device command brings back). A failed stage is logged and the stages
+that do not depend on it still run; the exit status is 1 if any stage failed.
+
+--cpu-dry-run runs the same stages on the CPU machine: no wheels (the current Python), Warp's CPU device, tiny env
+counts and a fixed number of training iterations. Standard library only: it runs before the wheels are installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import datetime
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+import wheels
+
+CHECKPOINT_DIR = Path("checkpoints/repose-gpu")
+"""The committed GPU checkpoint the next window resumes from: model.pt, config.json, progress.json, summary.json."""
+OUT_FILES = ("bench.json", "model.pt", "config.json", "progress.json", "policy.onnx", "metadata.json",
+             "summary.json", "log.txt")
+MAX_FILE_BYTES = 16 * wheels.MIB
+BENCH_SCHEMA = "trifinger-s2r/gpu-bench/1"
+SUMMARY_SCHEMA = "trifinger-s2r/gpu-run/1"
+IMPORT_CHECK = {"warp": "warp.config.version", "mujoco": "mujoco.__version__",
+                "mujoco_warp": "getattr(mujoco_warp, '__version__', 'installed')", "rsl_rl": "'installed'",
+                "tensordict": "tensordict.__version__", "git": "git.__version__"}
+
+
+PREFLIGHT = """
+import json, platform, sys
+before = {m.split(".")[0] for m in sys.modules}
+import torch
+info = {"torch": torch.__version__, "cuda": torch.version.cuda, "cuda_available": torch.cuda.is_available(),
+        "python": platform.python_version(), "processor": platform.processor() or platform.machine()}
+if torch.cuda.is_available():
+    p = torch.cuda.get_device_properties(0)
+    info.update(name=torch.cuda.get_device_name(0), memory_gib=round(p.total_memory / 2**30, 1),
+                multiprocessors=p.multi_processor_count, capability=f"{p.major}.{p.minor}")
+else:
+    info["name"] = "cpu (Warp CPU device, dry run): " + info["processor"]
+try:
+    import warp, mujoco, mujoco_warp, rsl_rl, tensordict, onnxruntime, onnxscript
+    import trifinger_s2r.cli, trifinger_s2r.train.trainer, trifinger_s2r.export.policy_bundle
+    import trifinger_s2r.bench.env_bench, trifinger_s2r.bench.train_bench, trifinger_s2r.eval.rollouts
+    trifinger_s2r.cli.build_parser()  # the subcommands' modules, imported as the CLI starts
+    info.update(warp=warp.config.version, mujoco=mujoco.__version__)
+except ImportError as err:
+    info["import_error"] = str(err)
+from importlib.metadata import packages_distributions
+dists = packages_distributions()
+info["distributions"] = {top: dists[top] for top in sorted({m.split(".")[0] for m in sys.modules} - before)
+                         if top in dists}
+print(json.dumps(info))
+"""
+"""Device and versions for bench.json; which installed distributions the train/export/bench code imports."""
+
+
+class Log:
+    """log.txt in the output folder, written line by line as the run goes; also echoed to stdout."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 (open for the run)
+        self.start = time.monotonic()
+        self.lock = threading.Lock()
+
+    def __call__(self, text: str) -> None:
+        stamp = f"[{time.monotonic() - self.start:7.1f}s]"
+        with self.lock:
+            for line in str(text).splitlines() or [""]:
+                self.file.write(f"{stamp} {line}\n")
+                print(f"{stamp} {line}", flush=True)
+
+
+class Run:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.dry = args.cpu_dry_run
+        self.t0 = time.monotonic()
+        self.deadline = self.t0 + args.minutes * 60.0
+        self.out = Path(args.out).resolve()
+        self.out.mkdir(parents=True, exist_ok=True)
+        for name in OUT_FILES:  # nothing stale from an earlier run into the same folder
+            (self.out / name).unlink(missing_ok=True)
+        self.log = Log(self.out / "log.txt")
+        self.own_work = not args.work
+        self.work = Path(args.work).resolve() if args.work else Path(tempfile.mkdtemp(prefix="s2r-gpu-"))
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.python = args.python or sys.executable
+        self.stages: dict[str, dict] = {}
+        self.bench = {"schema": BENCH_SCHEMA, "mode": "cpu-dry-run" if self.dry else "gpu", "device": None,
+                      "env": [], "train": None}
+        self.summary: dict = {"schema": SUMMARY_SCHEMA, "mode": self.bench["mode"]}
+        self.env = dict(os.environ, PYTHONUNBUFFERED="1", GIT_PYTHON_REFRESH="quiet")
+        # the carried wheels (GPU machine) first, then the project's source: no install of the project needed
+        paths = ([str(Path(args.site).resolve())] if args.site else []) + [str(REPO / "src")]
+        if os.environ.get("PYTHONPATH"):
+            paths.append(os.environ["PYTHONPATH"])
+        self.env["PYTHONPATH"] = os.pathsep.join(paths)
+
+    # --- helpers -----------------------------------------------------------------------------------
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def before_train(self) -> float:
+        """Seconds a stage before training may take and still leave training its minimum."""
+        a = self.args
+        return self.left() - a.reserve_s - a.train_startup_s - a.train_overshoot_s - a.min_train_minutes * 60
+
+    def cli(self, *argv: str) -> list[str]:
+        return [self.python, "-m", "trifinger_s2r.cli", *argv]
+
+    def call(self, name: str, cmd: list[str], timeout: float) -> tuple[int, list[str]]:
+        """Run cmd from the repository root, its output streamed into the log; kill its process group at timeout.
+        Returns (exit status, output lines); 124 on timeout."""
+        shown = " ".join("<python code>" if "\n" in arg else arg for arg in cmd)
+        self.log(f"[{name}] $ {shown}  (timeout {timeout:.0f}s)")
+        if timeout <= 1:
+            self.log(f"[{name}] no time left: not started")
+            return 124, []
+        proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, errors="replace", bufsize=1, start_new_session=True)
+        lines: list[str] = []
+
+        def pump() -> None:
+            for line in proc.stdout:
+                lines.append(line.rstrip("\n"))
+                self.log(f"[{name}] {line.rstrip()}")
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.log(f"[{name}] TIMEOUT after {timeout:.0f}s: stopping it")
+            for sig, grace in ((signal.SIGINT, 10), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+                try:
+                    os.killpg(proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    proc.wait(timeout=grace)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            rc = 124
+        reader.join(timeout=5)
+        return rc, lines
+
+    def stage(self, name: str, ok: bool, seconds: float, detail: str = "") -> bool:
+        self.stages[name] = {"ok": ok, "seconds": round(seconds, 1), "detail": detail}
+        self.log(f"== stage {name}: {'ok' if ok else 'FAILED'} ({seconds:.1f}s){' - ' + detail if detail else ''}")
+        return ok
+
+    @staticmethod
+    def last_json(lines: list[str]) -> dict | None:
+        for line in reversed(lines):
+            line = line.strip()
+            if line.startswith("{") and line.endswith("}"):
+                try:
+                    return json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+        return None
+
+    def py(self, name: str, code: str, timeout: float, *argv: str) -> tuple[int, dict | None]:
+        rc, lines = self.call(name, [self.python, "-c", code, *argv], timeout)
+        return rc, self.last_json(lines)
+
+    # --- stages ------------------------------------------------------------------------------------
+
+    def install(self) -> bool:
+        t = time.monotonic()
+        store = Path(self.args.wheel_store)
+        copied = wheels.stash(REPO, store)
+        self.log(f"[wheels] carried in this command: {', '.join(copied) or 'nothing'}; store {store}")
+        check = "import json\n" + "".join(f"import {m}\n" for m in IMPORT_CHECK) + \
+            "print(json.dumps({" + ", ".join(f"'{m}': str({v})" for m, v in IMPORT_CHECK.items()) + "}))"
+        rc, found = self.py("wheels", check, 120)
+        expected = {"warp": wheels.CARRIED["warp-lang"], "mujoco": wheels.CARRIED["mujoco"],
+                    "tensordict": wheels.CARRIED["tensordict"]}
+        if rc == 0 and found and all(found.get(k) == v for k, v in expected.items()):
+            return self.stage("install", True, time.monotonic() - t, f"already installed: {found}")
+        _, missing = wheels.missing_parts(store)
+        if missing:
+            return self.stage("install", False, time.monotonic() - t,
+                              "wheel parts missing (the machine was restarted between the carrying calls, or a call "
+                              "was skipped): " + ", ".join(missing) + "; carry them again, docs/gpu.md")
+        try:
+            joined = wheels.join(store, self.work / "wheels")
+        except (OSError, ValueError) as err:
+            return self.stage("install", False, time.monotonic() - t, f"joining the wheels failed: {err}")
+        rc, _ = self.call("wheels", [self.python, "-m", "pip", "install", "-q", "--no-index", "--no-deps",
+                                     "--no-compile", "--no-cache-dir", "--upgrade", "--target", self.args.site,
+                                     *map(str, joined)], 300)
+        if rc != 0:
+            return self.stage("install", False, time.monotonic() - t, f"pip install exited {rc}")
+        rc, found = self.py("wheels", check, 120)
+        ok = rc == 0 and found is not None and all(found.get(k) == v for k, v in expected.items())
+        return self.stage("install", ok, time.monotonic() - t,
+                          f"installed into {self.args.site}: {found}" if found else "imports fail after install")
+
+    def preflight(self) -> bool:
+        t = time.monotonic()
+        code = PREFLIGHT
+        if shutil.which("nvidia-smi"):
+            self.call("preflight", ["nvidia-smi", "--query-gpu=name,driver_version,memory.total,clocks.max.sm",
+                                    "--format=csv"], 30)
+        rc, info = self.py("preflight", code, 120)
+        if info:
+            if shutil.which("nvidia-smi"):
+                smi = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                     check=False, capture_output=True, text=True)
+                info["driver"] = smi.stdout.strip() or None
+            self.bench["device"] = info
+        lacking = []
+        if info:
+            imported = info.pop("distributions", {})
+            self.summary["imported_distributions"] = imported
+            accepted = set(wheels.CARRIED) | wheels.IMAGE_PROVIDES | {"trifinger-s2r"}
+            lacking = sorted(top for top, dists in imported.items()
+                             if not any(wheels.normalise(d) in accepted for d in dists))
+        ok = (rc == 0 and info is not None and "import_error" not in info and not lacking
+              and (self.dry or info["cuda_available"]))
+        detail = json.dumps(info) if info else "no output"
+        if info and not self.dry and not info["cuda_available"]:
+            detail = "torch sees no CUDA device: " + detail
+        if lacking:
+            detail = (f"the project imports {lacking}, which neither the carried wheels nor the GPU image provide "
+                      "(add them to CARRIED in scripts/gpu/wheels.py): " + detail)
+        return self.stage("preflight", ok, time.monotonic() - t, detail)
+
+    def cuda_tests(self) -> bool:
+        t = time.monotonic()
+        ids = cuda_only_tests(REPO / "tests")
+        if not ids:
+            return self.stage("tests", True, 0.0, "no CUDA-only tests found")
+        cap = self.args.tests_timeout
+        rc, lines = self.call("tests", [self.python, "-m", "pytest", "-rs", "-p", "no:cacheprovider",
+                                        *ids], min(cap, self.before_train()))
+        tail = next((line for line in reversed(lines) if " in " in line and ("passed" in line or "skipped" in line
+                                                                             or "failed" in line)), "")
+        return self.stage("tests", rc == 0, time.monotonic() - t, f"{len(ids)} test(s): {tail.strip() or rc}")
+
+    def bench_env(self) -> bool:
+        ok = True
+        device = "cpu" if self.dry else "cuda"
+        for n in self.args.env_counts:
+            t = time.monotonic()
+            rc, lines = self.call(f"bench-env-{n}", self.cli(
+                "bench", "env", "--backend", "warp", "--device", device, "--num-envs", str(n),
+                "--steps", str(self.args.bench_steps), "--json"), min(self.args.bench_timeout, self.before_train()))
+            result = self.last_json(lines)
+            if rc == 0 and result:
+                self.bench["env"].append(result)
+            good = rc == 0 and result is not None
+            ok &= self.stage(f"bench-env-{n}", good, time.monotonic() - t, json.dumps(
+                {k: result.get(k) for k in ("env_policy_steps_per_s", "raw_physics_policy_steps_per_s")})
+                if good else f"exit {rc}")
+        self.write_bench()
+        return ok
+
+    def bench_train(self) -> bool:
+        t = time.monotonic()
+        spec = {"preset": self.args.preset, "iterations": self.args.bench_train_iterations}
+        if self.dry:
+            sets = [s for s in self.dry_sets() if not s.startswith("env.num_envs=")]
+            spec.update(num_envs=self.args.bench_train_envs, overrides=sets)
+        elif self.args.bench_train_envs:
+            spec["num_envs"] = self.args.bench_train_envs
+        code = ("import json, sys\nfrom trifinger_s2r.bench.train_bench import TrainBenchConfig, run\n"
+                "spec = json.loads(sys.argv[1])\nspec['overrides'] = tuple(spec.get('overrides', ()))\n"
+                "print(json.dumps(run(TrainBenchConfig(**spec))))")
+        if self.dry or "overrides" in spec:
+            cmd = [self.python, "-c", code, json.dumps(spec)]
+        else:  # the documented command, so that the figure has one
+            cmd = self.cli("bench", "train", "--preset", spec["preset"], "--iterations", str(spec["iterations"]),
+                           *(["--num-envs", str(spec["num_envs"])] if "num_envs" in spec else []), "--json")
+        rc, lines = self.call("bench-train", cmd, min(self.args.bench_timeout, self.before_train()))
+        result = self.last_json(lines)
+        if rc == 0 and result:
+            self.bench["train"] = result
+        self.write_bench()
+        good = rc == 0 and result is not None
+        return self.stage("bench-train", good, time.monotonic() - t,
+                          f"train_samples_per_s {result.get('train_samples_per_s')}" if good else f"exit {rc}")
+
+    def dry_overrides(self) -> dict:
+        """The dry run's config changes: Warp's CPU device, tiny rollouts, one PPO epoch of one mini-batch."""
+        return {"env.device": "cpu", "env.num_envs": self.args.dry_train_envs,
+                "num_steps_per_env": self.args.dry_steps_per_env, "ppo.num_learning_epochs": 1,
+                "ppo.num_mini_batches": 1}
+
+    def dry_sets(self) -> tuple[str, ...]:
+        return tuple(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in self.dry_overrides().items())
+
+    def committed(self) -> tuple[Path | None, int | None, str]:
+        """Prepare the committed checkpoint as a run folder to resume: (run folder, its iteration, why not)."""
+        src = (REPO / self.args.checkpoint_dir).resolve()
+        if not (src / "model.pt").is_file() or not (src / "config.json").is_file():
+            return None, None, f"no committed checkpoint in {self.args.checkpoint_dir} (model.pt + config.json)"
+        run_dir = self.work / "run-resumed"
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True)
+        config = json.loads((src / "config.json").read_text())
+        if self.dry:  # the committed GPU run, on Warp's CPU device and tiny: checks that it still loads here
+            for key, value in self.dry_overrides().items():
+                *parents, leaf = key.split(".")
+                node = config
+                for part in parents:
+                    node = node[part]
+                node[leaf] = value
+        (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+        code = ("import json, sys, torch\nfrom trifinger_s2r.train.config import load_config\n"
+                "out = {}\n"
+                "try:\n"
+                "    load_config(sys.argv[1])\n"
+                "except Exception as err:\n"
+                "    out['error'] = f'config.json no longer loads with this code ({type(err).__name__}: {err})'\n"
+                "if 'error' not in out:\n"
+                "    try:\n"
+                "        ck = torch.load(sys.argv[2], map_location='cpu', weights_only=False)\n"
+                "        out['iter'] = int(ck['iter'])\n"
+                "        target = sys.argv[3].replace('ITER', str(out['iter']))\n"
+                "        if sys.argv[4] == 'cpu':\n"
+                "            torch.save(ck, target)\n"
+                "        else:\n"
+                "            import shutil; shutil.copyfile(sys.argv[2], target)\n"
+                "    except Exception as err:\n"
+                "        out['error'] = f'model.pt does not load ({type(err).__name__}: {err})'\n"
+                "print(json.dumps(out))\n")
+        rc, out = self.py("checkpoint", code, 120, str(run_dir / "config.json"), str(src / "model.pt"),
+                          str(run_dir / "model_ITER.pt"), "cpu" if self.dry else "keep")
+        if rc != 0 or not out or "error" in out:
+            reason = (out or {}).get("error", f"checking it exited {rc}")
+            return None, None, f"the committed checkpoint in {self.args.checkpoint_dir} cannot be resumed: {reason}"
+        if (src / "progress.json").is_file():
+            shutil.copyfile(src / "progress.json", run_dir / "progress.json")
+        return run_dir, out["iter"], ""
+
+    def train_budget(self) -> tuple[float, float]:
+        """(max_minutes for the trainer, hard timeout in seconds) from the time left."""
+        left = self.left() - self.args.reserve_s
+        minutes = max(0.0, (left - self.args.train_startup_s - self.args.train_overshoot_s) / 60.0)
+        return minutes, left
+
+    def train(self) -> Path | None:
+        t = time.monotonic()
+        if self.args.fresh:
+            run_dir, start, why = None, None, "--fresh"
+        else:
+            run_dir, start, why = self.committed()
+        if self.args.init_from_committed and run_dir is not None:
+            self.log(f"[train] --init-from-committed: a fresh run (iteration 0, this preset's config) starting "
+                     f"from the committed actor and critic (iteration {start})")
+            self.summary["init_from_iteration"], start = start, None
+            why = "--init-from-committed"
+        self.summary["resumed_from_iteration"] = start
+        if start is None:
+            self.log(f"[train] {why}; starting a fresh run")
+            self.summary["fresh_because"] = why
+        elif self.args.set:
+            self.log(f"[train] note: resuming, so the run's saved config wins over --set {self.args.set}")
+        attempts = [("resume", run_dir)] if start is not None else []
+        attempts.append(("fresh", self.work / "run-fresh"))
+        for kind, folder in attempts:
+            minutes, timeout = self.train_budget()
+            if minutes < self.args.min_train_minutes and not (self.dry and self.args.iterations):
+                self.stage("train", False, time.monotonic() - t, f"only {minutes:.2f} min left to train: skipped")
+                return None
+            if kind == "resume":
+                cmd = self.cli("train", "--resume", str(folder))
+                first = start + 1
+            else:
+                if folder.exists():
+                    shutil.rmtree(folder)
+                cmd = self.cli("train", "--preset", self.args.preset, "--run-dir", str(folder))
+                first = 0
+                if run_dir is not None and self.args.init_from_committed:
+                    cmd += ["--init-from", str(latest_checkpoint(run_dir))]
+                if self.dry:
+                    for s in self.dry_sets():
+                        cmd += ["--set", s]
+                for s in self.args.set:
+                    cmd += ["--set", s]
+            if self.args.iterations:
+                cmd += ["--max-iterations", str(first + self.args.iterations)]
+            elif kind == "resume":
+                cmd += ["--max-iterations", str(first + 10**6)]
+            cmd += ["--max-minutes", f"{max(minutes, 0.01):.3f}", "--json"]
+            self.log(f"[train] {kind}: {minutes:.2f} min of training budget (hard stop in {timeout:.0f}s)")
+            rc, _ = self.call(f"train-{kind}", cmd, timeout)
+            latest = latest_checkpoint(folder)
+            progressed = latest is not None and checkpoint_iteration(latest) >= first
+            self.summary["train_run"] = {"kind": kind, "exit": rc, "checkpoint": latest.name if latest else None}
+            self.summary["train_stage_seconds"] = round(time.monotonic() - t, 1)
+            if rc == 0 and progressed:
+                self.stage("train", True, time.monotonic() - t, f"{kind}: {latest.name}")
+                return latest
+            if progressed:  # failed or stopped late, but with new checkpoints: keep the newest
+                self.stage("train", False, time.monotonic() - t, f"{kind} exited {rc}; keeping {latest.name}")
+                return latest
+            self.log(f"[train] {kind} exited {rc} without a new checkpoint" +
+                     ("; falling back to a fresh run" if kind == "resume" else ""))
+            if kind == "resume":
+                self.summary["fresh_because"] = f"resuming {self.args.checkpoint_dir} failed (exit {rc}, see log)"
+        self.stage("train", False, time.monotonic() - t, "no checkpoint")
+        return None
+
+    def export(self, checkpoint: Path) -> bool:
+        """Export on a copy of the run whose config builds its one-env probe on the MuJoCo CPU backend (the probe
+        only gives the observation shapes), so that exporting never needs CUDA; metadata keeps the real config."""
+        t = time.monotonic()
+        src = self.work / "export-src"
+        dst = self.work / "export"
+        for d in (src, dst):
+            if d.exists():
+                shutil.rmtree(d)
+        src.mkdir(parents=True)
+        config = json.loads((checkpoint.parent / "config.json").read_text())
+        probe = json.loads(json.dumps(config))
+        probe["env"].update(backend="mujoco", device="cpu")
+        (src / "config.json").write_text(json.dumps(probe, indent=2))
+        shutil.copyfile(checkpoint, src / checkpoint.name)
+        rc, _ = self.call("export", self.cli("export", "--checkpoint", str(src / checkpoint.name),
+                                                 "--out", str(dst), "--json"),
+                              min(self.args.export_timeout, max(self.left(), 30)))
+        ok = rc == 0 and (dst / "policy.onnx").is_file() and (dst / "metadata.json").is_file()
+        if ok:
+            metadata = json.loads((dst / "metadata.json").read_text())
+            metadata["train_config"] = config
+            (dst / "metadata.json").write_text(json.dumps(metadata, indent=2))
+            for name in ("policy.onnx", "metadata.json"):
+                shutil.copyfile(dst / name, self.out / name)
+        return self.stage("export", ok, time.monotonic() - t, f"from {checkpoint.name}" if ok else f"exit {rc}")
+
+    def collect(self, checkpoint: Path | None) -> None:
+        if checkpoint is None:
+            return
+        shutil.copyfile(checkpoint, self.out / "model.pt")
+        shutil.copyfile(checkpoint.parent / "config.json", self.out / "config.json")
+        source = checkpoint.parent / "progress.json"
+        progress = json.loads(source.read_text()) if source.is_file() else []
+        # a trainer stopped hard leaves iterations past its last checkpoint: the next window resumes from that
+        # checkpoint, so progress.json ends there too (entry "iteration" counts from 1, checkpoints from 0)
+        progress = [p for p in progress if p.get("iteration", 0) <= checkpoint_iteration(checkpoint) + 1]
+        (self.out / "progress.json").write_text(json.dumps(progress))
+        start = self.summary.get("resumed_from_iteration")
+        this = [p for p in progress if start is None or p.get("iteration", 0) > start + 1]
+        self.summary["final_iteration"] = checkpoint_iteration(checkpoint)
+        self.summary["iterations_this_window"] = len(this)
+        self.summary["env_steps_total"] = progress[-1].get("env_steps") if progress else None
+        self.summary["train_seconds_this_window"] = round(this[-1].get("wall_s", 0.0), 1) if this else 0.0
+        self.summary["last_success_rate"] = progress[-1].get("success_rate") if progress else None
+
+    def write_bench(self) -> None:
+        self.bench["env"].sort(key=lambda r: r.get("num_envs", 0))
+        (self.out / "bench.json").write_text(json.dumps(self.bench, indent=2))
+
+    def finish(self) -> int:
+        self.write_bench()
+        self.summary.update(
+            date_utc=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            device=(self.bench["device"] or {}).get("name"),
+            minutes_budget=self.args.minutes, elapsed_s=round(time.monotonic() - self.t0, 1),
+            preset=self.args.preset, stages=self.stages)
+        previous = REPO / self.args.checkpoint_dir / "summary.json"
+        windows = []
+        if self.summary.get("resumed_from_iteration") is not None and previous.is_file():
+            try:
+                windows = json.loads(previous.read_text()).get("windows", [])
+            except (OSError, json.JSONDecodeError):
+                windows = []
+        this = {k: self.summary.get(k) for k in ("date_utc", "device", "mode", "resumed_from_iteration",
+                                                  "final_iteration", "iterations_this_window",
+                                                  "train_seconds_this_window", "train_stage_seconds",
+                                                  "env_steps_total", "last_success_rate")}
+        self.summary["windows"] = windows + [this]
+        for key in ("train_seconds", "train_stage_seconds"):
+            per_window = key if key.endswith("stage_seconds") else key + "_this_window"
+            self.summary[f"{key}_all_windows"] = round(sum(w.get(per_window) or 0.0
+                                                           for w in self.summary["windows"]), 1)
+        failed = [name for name, s in self.stages.items() if not s["ok"]]
+        self.summary["failed_stages"] = failed
+        (self.out / "summary.json").write_text(json.dumps(self.summary, indent=2))
+        present = sorted(p.name for p in self.out.iterdir())
+        extra = [p for p in present if p not in OUT_FILES]
+        big = [p.name for p in self.out.iterdir() if p.is_file() and p.stat().st_size > MAX_FILE_BYTES]
+        self.log(f"files in {self.out}: {present}" + (f"; NOT EXPECTED: {extra}" if extra else "") +
+                 (f"; OVER 16 MiB (will not come back): {big}" if big else ""))
+        self.log(f"elapsed {time.monotonic() - self.t0:.0f}s of {self.args.minutes * 60:.0f}s; " +
+                 ("all stages ok" if not failed else f"FAILED stages: {', '.join(failed)}"))
+        self.log("SUMMARY " + json.dumps({k: self.summary.get(k) for k in (
+            "device", "resumed_from_iteration", "final_iteration", "iterations_this_window",
+            "train_seconds_this_window", "train_stage_seconds", "train_stage_seconds_all_windows",
+            "last_success_rate", "failed_stages")}))
+        for r in self.bench["env"]:
+            self.log(f"BENCH env {r.get('num_envs')} envs: env {r.get('env_policy_steps_per_s')} / raw "
+                     f"{r.get('raw_physics_policy_steps_per_s')} policy steps/s")
+        if self.bench["train"]:
+            self.log(f"BENCH train: {self.bench['train'].get('train_samples_per_s')} samples/s")
+        if self.own_work:
+            shutil.rmtree(self.work, ignore_errors=True)
+        return 1 if failed else 0
+
+    def main(self) -> int:
+        a = self.args
+        self.log(f"scripts/gpu/run.py {'--cpu-dry-run ' if self.dry else ''}budget {a.minutes} min, out {self.out}, "
+                 f"work {self.work}, python {self.python}")
+        try:
+            if not self.dry and not self.install():
+                return self.finish()
+            if not self.preflight() and not self.dry:
+                return self.finish()
+            if not a.skip_tests:
+                self.cuda_tests()
+            if not a.skip_bench:
+                self.bench_env()
+                self.bench_train()
+            checkpoint = self.train()
+            self.collect(checkpoint)  # before the export: if anything kills us now, the checkpoint is out
+            if checkpoint is not None:
+                self.export(checkpoint)
+        except Exception as err:  # noqa: BLE001 (a bug here must still leave the files and the log)
+            import traceback
+
+            self.log(traceback.format_exc())
+            self.stage("run.py", False, 0.0, f"{type(err).__name__}: {err}")
+        return self.finish()
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    found = [(checkpoint_iteration(p), p) for p in run_dir.glob("model_*.pt")] if run_dir.is_dir() else []
+    found = [f for f in found if f[0] >= 0]
+    return max(found)[1] if found else None
+
+
+def checkpoint_iteration(path: Path) -> int:
+    stem = path.stem
+    try:
+        return int(stem.split("_", 1)[1])
+    except (IndexError, ValueError):
+        return -1
+
+
+def cuda_only_tests(tests: Path) -> list[str]:
+    """Node ids of the tests that skip without CUDA: a `skipif` decorator or module `pytestmark` naming cuda."""
+    ids = []
+    for path in sorted(tests.rglob("test_*.py")):
+        source = path.read_text()
+        if "cuda" not in source:
+            continue
+        tree = ast.parse(source)
+        rel = path.relative_to(tests.parent).as_posix()
+        module_marked = any(
+            isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "pytestmark"
+                                                 for t in node.targets)
+            and "cuda" in (ast.get_source_segment(source, node) or "")
+            for node in tree.body)
+        if module_marked:
+            ids.append(rel)
+            continue
+
+        def visit(nodes, prefix, source=source, rel=rel):
+            for node in nodes:
+                if isinstance(node, ast.ClassDef):
+                    visit(node.body, prefix + node.name + "::")
+                elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test"):
+                    for dec in node.decorator_list:
+                        text = ast.get_source_segment(source, dec) or ""
+                        if "skipif" in text and "cuda" in text:
+                            ids.append(f"{rel}::{prefix}{node.name}")
+                            break
+
+        visit(tree.body, "")
+    return ids
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="scripts/gpu/run.sh", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", help="folder for the result files ($OUT on the GPU machine)")
+    p.add_argument("--minutes", type=float, help="wall-clock budget of the whole run (default 8; dry run 10)")
+    p.add_argument("--cpu-dry-run", action="store_true",
+                   help="the whole run on the CPU machine: current Python, Warp's CPU device, tiny sizes")
+    p.add_argument("--stash-only", action="store_true",
+                   help="only stash the wheel parts this command carried (the carrying calls, docs/gpu.md)")
+    p.add_argument("--preset", default="repose-gpu", help="training preset (default repose-gpu)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override for a fresh training run (a resumed run keeps its saved config)")
+    p.add_argument("--checkpoint-dir", default=str(CHECKPOINT_DIR),
+                   help=f"the committed checkpoint to resume from (default {CHECKPOINT_DIR})")
+    p.add_argument("--fresh", action="store_true", help="ignore the committed checkpoint: a fresh run")
+    p.add_argument("--init-from-committed", action="store_true",
+                   help="a fresh run (this preset's config, --set applies) from the committed actor and critic")
+    p.add_argument("--iterations", type=int, help="train at most this many iterations (default: until the budget)")
+    p.add_argument("--skip-tests", action="store_true")
+    p.add_argument("--skip-bench", action="store_true")
+    p.add_argument("--env-counts", help="bench env counts, comma-separated (default 4096,16384; dry run 8,16)")
+    p.add_argument("--bench-steps", type=int, help="bench env timed policy steps (default 100; dry run 4)")
+    p.add_argument("--bench-train-iterations", type=int, help="bench train timed iterations (default 3; dry run 1)")
+    p.add_argument("--bench-train-envs", type=int, help="bench train env count (default: the preset's; dry run 8)")
+    p.add_argument("--tests-timeout", type=float, default=300.0,
+                   help="seconds for the CUDA-only tests (the first Warp process compiles the CUDA kernels)")
+    p.add_argument("--bench-timeout", type=float, default=150.0, help="seconds for each bench command")
+    p.add_argument("--export-timeout", type=float, default=120.0)
+    p.add_argument("--reserve-s", type=float, help="seconds kept after training for export and files (default 60)")
+    p.add_argument("--train-startup-s", type=float, default=20.0,
+                   help="seconds the train command spends before its clock starts (imports)")
+    p.add_argument("--train-overshoot-s", type=float, default=15.0,
+                   help="seconds the trainer may run past its budget (the last iteration, the checkpoint)")
+    p.add_argument("--min-train-minutes", type=float,
+                   help="training time kept free of the earlier stages; less left: no training (default 1)")
+    p.add_argument("--wheel-store", default="/root/gpu-wheels", help="where carried wheel parts are kept")
+    p.add_argument("--site", help="where the wheels are installed (pip --target) and imported from "
+                                  "(default /tmp/s2r-site; dry run: none, the Python's own packages)")
+    p.add_argument("--work", help="scratch folder for the run folders (default: a new temporary folder)")
+    p.add_argument("--python", help="the Python that runs the stages (default: this one)")
+    p.add_argument("--dry-train-envs", type=int, default=16)
+    p.add_argument("--dry-steps-per-env", type=int, default=4)
+    args = p.parse_args(argv)
+    dry = args.cpu_dry_run
+    if not args.stash_only and not args.out:
+        p.error("--out is required")
+    args.minutes = args.minutes if args.minutes is not None else (10.0 if dry else 8.0)
+    args.env_counts = [int(n) for n in (args.env_counts or ("8,16" if dry else "4096,16384")).split(",") if n]
+    args.bench_steps = args.bench_steps or (4 if dry else 100)
+    args.bench_train_iterations = args.bench_train_iterations or (1 if dry else 3)
+    args.bench_train_envs = args.bench_train_envs or (8 if dry else None)
+    args.site = args.site or (None if dry else "/tmp/s2r-site")
+    args.reserve_s = args.reserve_s if args.reserve_s is not None else 60.0
+    args.min_train_minutes = args.min_train_minutes if args.min_train_minutes is not None else 1.0
+    if dry and args.iterations is None:
+        args.iterations = 2
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.stash_only:
+        store = Path(args.wheel_store)
+        copied = wheels.stash(REPO, store)
+        manifest, missing = wheels.missing_parts(store)
+        print(f"stashed into {store}: {', '.join(copied) or 'nothing'}")
+        if manifest is None or missing:
+            print(f"still missing: {', '.join(missing)}")
+        else:
+            print(f"all {manifest['calls']} call(s) of wheel parts are here: the run call can go")
+        return 0
+    return Run(args).main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
