@@ -13,7 +13,7 @@ from trifinger_s2r.task.geometry import quat_conjugate, quat_mul, random_quat, r
     ("field", "value"),
     [("promote_success", 0.0), ("promote_success", 1.5), ("stages", ("lift", "spin")), ("stages", ("yaw", "lift")),
      ("stages", ()), ("growth", 1.0), ("window_episodes", 0), ("initial_tilt_rad", 4.0),
-     ("full_difficulty_share", 1.0)],
+     ("full_difficulty_share", 1.0), ("lift_min_height_m", 0.2)],
 )
 def test_bad_settings_name_the_field(field, value):
     with pytest.raises(ValueError, match=f"curriculum.{field}"):
@@ -70,8 +70,8 @@ def test_stages_can_be_skipped():
     assert cur.stage_name(cfg, state) == "so3"
 
 
-def _goals(stage: str, tilt_rad: float = 0.5, n: int = 4000, share: float = 0.0):
-    cfg = cur.CurriculumConfig(enabled=True, full_difficulty_share=share)
+def _goals(stage: str, tilt_rad: float = 0.5, n: int = 4000, share: float = 0.0, lift_min_m: float = goals.MIN_HEIGHT_M):
+    cfg = cur.CurriculumConfig(enabled=True, full_difficulty_share=share, lift_min_height_m=lift_min_m)
     state = cur.CurriculumState(stage_index=cur.STAGES.index(stage), tilt_rad=tilt_rad)
     g = torch.Generator().manual_seed(0)
     cube_quat = random_quat(n, g)
@@ -118,3 +118,8 @@ def test_a_share_of_goals_comes_from_level_4():
     assert 0.2 < full.float().mean() < 0.3
     assert torch.allclose(quat[~full], cube_quat[~full])
     assert rotation_angle_between(quat[full], cube_quat[full]).mean() > 1.5
+
+
+def test_lift_goals_can_be_all_above_the_resting_cube():
+    _, pos, _, _ = _goals("lift", lift_min_m=0.0563)
+    assert pos[:, 2].min() >= 0.0563 and pos[:, 2].max() <= goals.MAX_HEIGHT_M

@@ -1,6 +1,7 @@
 """A success-driven goal curriculum for 6-DoF reposing: pure functions over a small state.
 
-Stages, easiest first: 'lift' (3-D goal positions of level 3, the cube keeping its own orientation), 'yaw' (level-4
+Stages, easiest first: 'lift' (3-D goal positions of level 3, optionally only the higher ones, the cube keeping its
+own orientation), 'yaw' (level-4
 heights, the goal a rotation about the vertical of the cube's orientation), 'tilt' (yaw plus a tilt about a random
 horizontal axis whose largest angle grows by `growth` per promotion until it reaches pi) and 'so3' (level 4 itself:
 uniform orientations). A stage is left when the success rate over its recent episodes reaches `promote_success`.
@@ -34,6 +35,9 @@ class CurriculumConfig:
     """Largest tilt of the first 'tilt' step."""
     growth: float = 1.5
     """Factor (> 1) by which the largest tilt grows at each promotion within 'tilt'."""
+    lift_min_height_m: float = goals.MIN_HEIGHT_M
+    """Lowest goal height of the 'lift' stage (its goals are level 3's, from here to level 3's top): the cube's
+    resting height lets pushing on the table succeed; level 4's lowest height (0.0563) makes every goal a lift."""
     full_difficulty_share: float = 0.1
     """Share [0, 1) of goals drawn from level 4 itself at every stage (keeps the hardest goals in view and measures
     level-4 success during training)."""
@@ -56,6 +60,9 @@ class CurriculumConfig:
             raise ValueError(f"curriculum.initial_tilt_rad must be in (0, pi], got {self.initial_tilt_rad}")
         if self.growth <= 1.0:
             raise ValueError(f"curriculum.growth must be > 1, got {self.growth}")
+        if not goals.MIN_HEIGHT_M <= self.lift_min_height_m <= goals.MAX_HEIGHT_M:
+            raise ValueError(f"curriculum.lift_min_height_m must be in [{goals.MIN_HEIGHT_M}, {goals.MAX_HEIGHT_M}] m, "
+                             f"got {self.lift_min_height_m}")
         if not 0.0 <= self.full_difficulty_share < 1.0:
             raise ValueError(f"curriculum.full_difficulty_share must be in [0, 1), got {self.full_difficulty_share}")
 
@@ -128,6 +135,8 @@ def sample_goals(
     pos, quat = goals.sample_goal(3 if name == "lift" else 4, n, generator, device)
     if name == "lift":
         quat = cube_quat.clone()
+        low = cfg.lift_min_height_m
+        pos[:, 2] = low + (goals.MAX_HEIGHT_M - low) * torch.rand(n, generator=generator, device=device)
     elif name == "yaw":
         quat = quat_mul(_random_yaw(n, math.pi, generator, device), cube_quat)
     elif name == "tilt":
