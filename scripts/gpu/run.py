@@ -385,9 +385,12 @@ class Run:
             self.summary["fresh_because"] = why
         elif self.args.set:
             self.log(f"[train] note: resuming, so the run's saved config wins over --set {self.args.set}")
-        attempts = [("resume", run_dir)] if start is not None else []
-        attempts.append(("fresh", self.work / "run-fresh"))
-        for kind, folder in attempts:
+        # each attempt falls back to the next only if it wrote no new checkpoint
+        attempts = [("resume", run_dir, None)] if start is not None else []
+        if self.args.init_from_committed and run_dir is not None:
+            attempts.append(("init-from", self.work / "run-init", latest_checkpoint(run_dir)))
+        attempts.append(("fresh", self.work / "run-fresh", None))
+        for kind, folder, init_from in attempts:
             minutes, timeout = self.train_budget()
             if minutes < self.args.min_train_minutes and not (self.dry and self.args.iterations):
                 self.stage("train", False, time.monotonic() - t, f"only {minutes:.2f} min left to train: skipped")
@@ -400,8 +403,8 @@ class Run:
                     shutil.rmtree(folder)
                 cmd = self.cli("train", "--preset", self.args.preset, "--run-dir", str(folder))
                 first = 0
-                if run_dir is not None and self.args.init_from_committed:
-                    cmd += ["--init-from", str(latest_checkpoint(run_dir))]
+                if init_from is not None:
+                    cmd += ["--init-from", str(init_from)]
                 if self.dry:
                     for s in self.dry_sets():
                         cmd += ["--set", s]
@@ -424,10 +427,14 @@ class Run:
             if progressed:  # failed or stopped late, but with new checkpoints: keep the newest
                 self.stage("train", False, time.monotonic() - t, f"{kind} exited {rc}; keeping {latest.name}")
                 return latest
-            self.log(f"[train] {kind} exited {rc} without a new checkpoint" +
-                     ("; falling back to a fresh run" if kind == "resume" else ""))
-            if kind == "resume":
-                self.summary["fresh_because"] = f"resuming {self.args.checkpoint_dir} failed (exit {rc}, see log)"
+            if kind != "fresh":  # a crash worth a look, though a fresh run follows
+                self.stage(f"train-{kind}", False, time.monotonic() - t,
+                           f"exited {rc} without a new checkpoint (see the log); trying the next way")
+                self.summary["fresh_because"] = f"{kind} from {self.args.checkpoint_dir} failed (exit {rc})"
+                if kind == "resume":
+                    self.summary["resumed_from_iteration"] = None
+                else:
+                    self.summary.pop("init_from_iteration", None)
         self.stage("train", False, time.monotonic() - t, "no checkpoint")
         return None
 
@@ -490,7 +497,9 @@ class Run:
             preset=self.args.preset, stages=self.stages)
         previous = REPO / self.args.checkpoint_dir / "summary.json"
         windows = []
-        if self.summary.get("resumed_from_iteration") is not None and previous.is_file():
+        continued = (self.summary.get("resumed_from_iteration") is not None
+                     or self.summary.get("init_from_iteration") is not None)
+        if continued and previous.is_file():  # the same policy's earlier windows (GPU-minutes add up)
             try:
                 windows = json.loads(previous.read_text()).get("windows", [])
             except (OSError, json.JSONDecodeError):
