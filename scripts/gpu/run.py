@@ -218,10 +218,11 @@ class Run:
                                      *map(str, joined)], 300)
         if rc != 0:
             return self.stage("install", False, time.monotonic() - t, f"pip install exited {rc}")
-        rc, found = self.py("wheels", check, 120)
+        rc, lines = self.call("wheels", [self.python, "-c", check], 120)
+        found = self.last_json(lines)
         ok = rc == 0 and found is not None and all(found.get(k) == v for k, v in expected.items())
-        return self.stage("install", ok, time.monotonic() - t,
-                          f"installed into {self.args.site}: {found}" if found else "imports fail after install")
+        return self.stage("install", ok, time.monotonic() - t, f"installed into {self.args.site}: {found}" if found
+                          else "imports fail after install: " + (lines[-1] if lines else f"exit {rc}"))
 
     def preflight(self) -> bool:
         t = time.monotonic()
