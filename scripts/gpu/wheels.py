@@ -267,8 +267,10 @@ def _print_plan(out: Path, manifest: dict, tree: int) -> None:
     print("Device calls, back to back (the machine stays warm only about 30 s after each call; see docs/gpu.md):")
     for k in range(1, calls):
         print(f"  {k}. run(carry=['{rel}/call{k}'], timeout_s=120, command='bash scripts/gpu/run.sh --stash-only')")
-    print(f"  {calls}. run(carry=['{rel}/call{calls}'], timeout_s=600, "
-          "command='bash scripts/gpu/run.sh --minutes M --out $OUT')   # M from docs/gpu.md")
+    print(f"  {calls}. run(carry=['{rel}/call{calls}'], timeout_s=T, "
+          "command='bash scripts/gpu/run.sh --minutes M --out $OUT')")
+    print("  then give_back(); T = min(600, budget_left_s - 60) after the previous call, M = (T - 40) / 60 rounded "
+          "down to half a minute (docs/gpu.md)")
 
 
 def stash(repo: Path, store: Path) -> list[str]:
