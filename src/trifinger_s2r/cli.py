@@ -52,8 +52,13 @@ def _cmd_bench_train(args: argparse.Namespace) -> None:
     from trifinger_s2r.bench.train_bench import TrainBenchConfig, run
 
     cfg = TrainBenchConfig(preset=args.preset, iterations=args.iterations, num_envs=args.num_envs,
-                           torch_threads=args.torch_threads or 0, paper_networks=args.paper_networks)
-    _print_result(run(cfg), args.json)
+                           torch_threads=args.torch_threads or 0, paper_networks=args.paper_networks,
+                           overrides=tuple(args.set))
+    try:
+        result = run(cfg)
+    except ValueError as err:
+        raise SystemExit(f"trifinger-s2r bench train: {err}") from None
+    _print_result(result, args.json)
 
 
 def _cmd_bench_pybullet(args: argparse.Namespace) -> None:
@@ -253,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--iterations", type=_positive_int, default=4, help="timed iterations (after one warm-up)")
     tr.add_argument("--num-envs", type=_positive_int)
     tr.add_argument("--paper-networks", action="store_true", help="the paper's MLP sizes instead of the preset's")
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config field as train --set does (e.g. env.device=cpu)")
     tr.add_argument("--json", action="store_true", help="print one JSON object")
     tr.set_defaults(func=_cmd_bench_train)
     pyb = bench_sub.add_parser("pybullet", help="the official PyBullet TriFinger platform, policy steps per second")

@@ -161,3 +161,36 @@ class TestDeterminism:
         a, b, c = weights(0, "a"), weights(0, "b"), weights(1, "c")
         assert all(torch.equal(a[k], b[k]) for k in a)
         assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_sigterm_stops_after_the_iteration_with_a_checkpoint(tmp_path):
+    """A run told to stop (SIGTERM, or Ctrl-C's SIGINT) finishes its iteration, saves it and exits cleanly."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    command = [sys.executable, "-m", "trifinger_s2r.cli", "train", "--preset", "push-cpu", "--num-envs", "8",
+               "--max-iterations", "100000", "--save-interval", "100000", "--run-dir", str(tmp_path), "--json",
+               "--set", "env.num_threads=1", "--set", "num_steps_per_env=4"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(_progress(tmp_path)) < 3:
+            time.sleep(0.5)
+        assert len(_progress(tmp_path)) >= 3, "training did not start"
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    last = json.loads(out.strip().splitlines()[-1])["checkpoint"]
+    iterations = len(_progress(tmp_path))
+    assert last.endswith(f"model_{iterations - 1}.pt") and iterations >= 3
+
+
+def _progress(run_dir) -> list:
+    try:
+        return json.loads((run_dir / "progress.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return []

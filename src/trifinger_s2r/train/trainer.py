@@ -8,8 +8,11 @@ import io
 import json
 import os
 import re
+import signal
+import threading
 import time
 from pathlib import Path
+from typing import Self
 
 import torch
 from rich.console import Console
@@ -59,7 +62,34 @@ def save_config(cfg: TrainConfig, run_dir: Path) -> None:
 
 
 class _OutOfTime(Exception):
-    """Raised from the per-iteration hook when the wall-clock budget is spent (after that iteration's update)."""
+    """Raised from the per-iteration hook when the wall-clock budget is spent or a stop was asked for (after that
+    iteration's update)."""
+
+
+class _StopOnSignal:
+    """While active, SIGINT and SIGTERM ask the run to stop after the current iteration, with a checkpoint, instead
+    of killing it (a second signal kills as usual)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            signal.signal(signum, self._previous[signum])
+            signal.raise_signal(signum)
+        self.requested = True
+
+    def __enter__(self) -> Self:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
 
 
 def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, show_progress: bool = True) -> Path:
@@ -130,12 +160,12 @@ def _learn(
 
         def log_and_check_budget(**kwargs) -> None:
             log(**kwargs)
-            if any_rank(time.monotonic() >= deadline_s, group, str(runner.device)):
+            if any_rank(time.monotonic() >= deadline_s or stop.requested, group, str(runner.device)):
                 raise _OutOfTime
 
         runner.logger.log = log_and_check_budget
         try:
-            with contextlib.redirect_stdout(io.StringIO()):
+            with _StopOnSignal() as stop, contextlib.redirect_stdout(io.StringIO()):
                 runner.learn(num_learning_iterations=cfg.max_iterations - start,
                              init_at_random_ep_len=cfg.random_episode_start)
         except _OutOfTime:
