@@ -123,3 +123,24 @@ def test_a_share_of_goals_comes_from_level_4():
 def test_lift_goals_can_be_all_above_the_resting_cube():
     _, pos, _, _ = _goals("lift", lift_min_m=0.0563)
     assert pos[:, 2].min() >= 0.0563 and pos[:, 2].max() <= goals.MAX_HEIGHT_M
+
+
+def test_goals_near_a_start_stay_within_the_radius_and_the_workspace():
+    g = torch.Generator().manual_seed(0)
+    start = torch.tensor([[0.0, 0.0, 0.07], [0.13, 0.0, 0.06]]).repeat(500, 1)
+    near = cur.goals_near(start, 0.03, g)
+    assert ((near - start).norm(dim=-1) <= 0.03 + 1e-6)[::2].all()  # the centred start needs no clipping
+    assert near[:, :2].norm(dim=-1).max() <= goals.MAX_COM_DISTANCE_M + 1e-6
+    assert near[:, 2].min() >= 0.0563 - 1e-4 and near[:, 2].max() <= goals.MAX_HEIGHT_M + 1e-6
+
+
+def test_grasped_starts_in_the_lift_stage_get_goals_near_the_held_cube():
+    from trifinger_s2r.envs.repose_env import EnvConfig, ReposeEnv
+
+    task = TaskConfig(grasp_start_share=0.5, curriculum=cur.CurriculumConfig(
+        enabled=True, grasp_goal_radius_m=0.02, full_difficulty_share=0.0))
+    env = ReposeEnv(EnvConfig(num_envs=64, num_threads=1, task=task))
+    grasped = env.state.cube_pos_m[:, 2] > 0.05
+    distance = (env.goal_pos_m - env.state.cube_pos_m).norm(dim=-1)
+    assert grasped.any() and (distance[grasped] < 0.03).all()  # 2 cm plus the cube's settling since reset
+    assert (distance[~grasped] > 0.03).float().mean() > 0.5  # table starts keep the stage's own goals

@@ -135,9 +135,10 @@ class ReposeEnv(VecEnv):
         new_params = sample_physics_params(n, task, g, d)
         _assign_rows(self.params, env_ids, new_params)
         self.backend.set_params(env_ids, new_params)
-        joint_pos, cube_pos, cube_quat = self._initial_states(n, new_params.cube_edge_m)
+        joint_pos, cube_pos, cube_quat, grasped = self._initial_states(n, new_params.cube_edge_m)
         self.backend.reset(env_ids, joint_pos, cube_pos, cube_quat)
-        self.goal_pos_m[env_ids], self.goal_quat[env_ids], self.goal_is_level_4[env_ids] = self._sample_goals(cube_quat)
+        goal_pos, self.goal_quat[env_ids], self.goal_is_level_4[env_ids] = self._sample_goals(cube_quat)
+        self.goal_pos_m[env_ids] = self._near_grasp_goals(goal_pos, cube_pos, grasped, self.goal_is_level_4[env_ids])
         self.action_bias[env_ids] = sample_action_bias(n, task.randomization, g, d)
         self.last_action[env_ids] = 0.0
         self.episode_length_buf[env_ids] = 0
@@ -145,18 +146,29 @@ class ReposeEnv(VecEnv):
             sums[env_ids] = 0.0
         self.camera.reset(env_ids, cube_pos, cube_quat, g)
 
-    def _initial_states(self, n: int, cube_edge_m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Joint positions and cube poses to reset n envs to: on the table at home, or (grasp_start_share of them)
-        a cached grasp of the lifted cube."""
+    def _initial_states(self, n: int, cube_edge_m: torch.Tensor):
+        """Joint positions, cube poses and whether each starts grasped, for n envs reset: on the table at home, or
+        (grasp_start_share of them) in a cached grasp of the lifted cube."""
         g, d = self.generator, self.device
         cube_pos, cube_quat = goals.sample_initial_pose(n, g, d)
         cube_pos[:, 2] = cube_edge_m / 2 + CUBE_DROP_HEIGHT_M
         joint_pos = torch.tensor(tp.per_finger(tp.HOME_POSE_RAD), device=d).expand(n, -1).clone()
+        grasped = torch.zeros(n, dtype=torch.bool, device=d)
         if self._grasps is not None:
-            grasped = torch.nonzero(torch.rand(n, generator=g, device=d) < self.task.grasp_start_share).flatten()
-            pick = torch.randint(0, len(self._grasps[0]), (len(grasped),), generator=g, device=d)
+            grasped = torch.rand(n, generator=g, device=d) < self.task.grasp_start_share
+            pick = torch.randint(0, len(self._grasps[0]), (int(grasped.sum()),), generator=g, device=d)
             joint_pos[grasped], cube_pos[grasped], cube_quat[grasped] = (part[pick] for part in self._grasps)
-        return joint_pos, cube_pos, cube_quat
+        return joint_pos, cube_pos, cube_quat, grasped
+
+    def _near_grasp_goals(self, goal_pos, cube_pos, grasped, is_level_4) -> torch.Tensor:
+        """The lift stage's reverse curriculum: grasped starts get a goal near where the cube is held."""
+        cfg = self.task.curriculum
+        if not (cfg.enabled and cfg.grasp_goal_radius_m > 0 and curriculum.stage_name(cfg, self.curriculum_state)
+                == "lift"):
+            return goal_pos
+        near = grasped & ~is_level_4
+        return torch.where(near[:, None], curriculum.goals_near(cube_pos, cfg.grasp_goal_radius_m, self.generator),
+                           goal_pos)
 
     def _sample_goals(self, cube_quat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Goals for envs starting at cube_quat: the curriculum's when it is on, else the level's."""

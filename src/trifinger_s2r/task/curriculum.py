@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from trifinger_s2r.robot import cube
 from trifinger_s2r.task import goals
 from trifinger_s2r.task.geometry import quat_from_axis_angle, quat_from_yaw, quat_mul, random_quat
 
@@ -38,6 +39,9 @@ class CurriculumConfig:
     lift_min_height_m: float = goals.MIN_HEIGHT_M
     """Lowest goal height of the 'lift' stage (its goals are level 3's, from here to level 3's top): the cube's
     resting height lets pushing on the table succeed; level 4's lowest height (0.0563) makes every goal a lift."""
+    grasp_goal_radius_m: float = 0.0
+    """In the 'lift' stage, episodes that start from a grasped cube get their goal within this distance of the cube's
+    start (a reverse curriculum: hold it, then carry it a little); 0: the stage's own goals."""
     full_difficulty_share: float = 0.1
     """Share [0, 1) of goals drawn from level 4 itself at every stage (keeps the hardest goals in view and measures
     level-4 success during training)."""
@@ -63,6 +67,8 @@ class CurriculumConfig:
         if not goals.MIN_HEIGHT_M <= self.lift_min_height_m <= goals.MAX_HEIGHT_M:
             raise ValueError(f"curriculum.lift_min_height_m must be in [{goals.MIN_HEIGHT_M}, {goals.MAX_HEIGHT_M}] m, "
                              f"got {self.lift_min_height_m}")
+        if not 0.0 <= self.grasp_goal_radius_m <= 0.2:
+            raise ValueError(f"curriculum.grasp_goal_radius_m must be in [0, 0.2] m, got {self.grasp_goal_radius_m}")
         if not 0.0 <= self.full_difficulty_share < 1.0:
             raise ValueError(f"curriculum.full_difficulty_share must be in [0, 1), got {self.full_difficulty_share}")
 
@@ -159,3 +165,17 @@ def _random_tilt(n: int, max_rad: float, generator: torch.Generator, device) -> 
     heading = 2 * math.pi * torch.rand(n, generator=generator, device=device)
     axis = torch.stack([heading.cos(), heading.sin(), torch.zeros_like(heading)], dim=-1)
     return quat_from_axis_angle(axis, max_rad * torch.rand(n, generator=generator, device=device))
+
+
+def goals_near(start_pos_m: torch.Tensor, radius_m: float, generator: torch.Generator) -> torch.Tensor:
+    """Goal positions (n, 3) uniform in the ball of radius_m around start_pos_m, kept inside level 4's workspace
+    (arena disc, heights between level 4's lowest and highest)."""
+    n, device = start_pos_m.shape[0], start_pos_m.device
+    direction = torch.randn(n, 3, generator=generator, device=device)
+    direction = direction / direction.norm(dim=-1, keepdim=True).clamp(min=1e-9)
+    distance = radius_m * torch.rand(n, 1, generator=generator, device=device) ** (1 / 3)
+    goal = start_pos_m + distance * direction
+    xy_norm = goal[:, :2].norm(dim=-1, keepdim=True).clamp(min=1e-9)
+    goal[:, :2] = goal[:, :2] * (goals.MAX_COM_DISTANCE_M / xy_norm).clamp(max=1.0)
+    goal[:, 2] = goal[:, 2].clamp(cube.CIRCUMRADIUS_M, goals.MAX_HEIGHT_M)
+    return goal
