@@ -81,3 +81,16 @@ def test_farm_http_commands_do_not_load_the_training_stack():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
     assert "HEAVY []" in out
+
+
+@pytest.mark.parametrize(("key", "value", "shown"), [
+    ("success_rate", 0.7816040731078, "78.2%"), ("ci80_low", 0.5, "50.0%"),
+    ("mean_position_error_m", 0.01535834139212966, "1.54 cm"),
+    ("mean_orientation_error_rad", 1.5707963267948966, "1.571 rad (90.0 deg)"),
+    ("env_policy_steps_per_s", 12345.678, "12,346/s"), ("episodes", 40, "40"), ("level", 4, "4"),
+    ("statuses", {"ok": 2}, '{"ok": 2}'), ("env_over_raw", 0.87654321, "0.8765"),
+])
+def test_tables_show_numbers_as_people_read_them(key, value, shown):
+    from trifinger_s2r.cli import format_value
+
+    assert format_value(key, value) == shown
