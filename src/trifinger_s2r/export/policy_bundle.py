@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 import trifinger_s2r
+from trifinger_s2r.export.checkpoint import checkpoint_policy
 from trifinger_s2r.robot import trifinger_pro as tp
 from trifinger_s2r.task import observations as obs_fn
 from trifinger_s2r.timing import ROBOT_RATE_HZ, Timing
@@ -100,8 +101,6 @@ def policy_metadata(cfg: TrainConfig) -> dict:
 
 def export_checkpoint(checkpoint: Path, out_dir: Path) -> Path:
     """Write policy.onnx (dynamic batch) and metadata.json for an rsl_rl checkpoint; returns out_dir."""
-    from trifinger_s2r.eval.rollouts import checkpoint_policy
-
     policy, cfg = checkpoint_policy(checkpoint)
     module = policy.as_onnx(verbose=False).to("cpu").eval()
     out_dir = Path(out_dir)
