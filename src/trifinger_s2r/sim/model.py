@@ -7,18 +7,42 @@ import numpy as np
 
 from trifinger_s2r.robot import trifinger_pro as tp
 from trifinger_s2r.robot.build_model import ASSET_DIR, SCENE_FILES
+from trifinger_s2r.robot.objects import variant
 from trifinger_s2r.timing import Timing
 
 
-def load_model(collision: str = "primitive", timing: Timing | None = None) -> mujoco.MjModel:
+def load_model(collision: str = "primitive", timing: Timing | None = None, obj: str = "cube") -> mujoco.MjModel:
     """The TriFinger scene with the physics step of `timing`; MuJoCo's silent auto-reset is off so that
-    a diverged simulation stays visible (and is counted and reset by the env)."""
+    a diverged simulation stays visible (and is counted and reset by the env).
+
+    obj: the object in place of the cube (robot.objects.VARIANTS); 'cube' loads the committed scene unchanged."""
     if collision not in SCENE_FILES:
         raise ValueError(f"unknown collision variant {collision!r}; valid: {list(SCENE_FILES)}")
-    model = mujoco.MjModel.from_xml_path(str(ASSET_DIR / SCENE_FILES[collision]))
+    if obj == "cube":
+        model = mujoco.MjModel.from_xml_path(str(ASSET_DIR / SCENE_FILES[collision]))
+    else:
+        model = object_scene(collision, obj).compile()
     model.opt.timestep = (timing or Timing()).physics_dt_s
     model.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_AUTORESET
     return model
+
+
+def object_scene(collision: str, obj: str) -> mujoco.MjSpec:
+    """The committed scene with another object in place of the cube: the geom keeps the name 'cube' (so the
+    contact pairs, the contact sensors and SceneIndex find it), the body and its free joint keep theirs; shape,
+    size and mass are the variant's, and the home keyframe puts it at its resting height."""
+    v = variant(obj)
+    spec = mujoco.MjSpec.from_file(str(ASSET_DIR / SCENE_FILES[collision]))
+    geom = spec.geom("cube")
+    geom.type = mujoco.mjtGeom.mjGEOM_SPHERE if v.shape == "sphere" else mujoco.mjtGeom.mjGEOM_BOX
+    geom.size = list(v.half_size_m)
+    geom.mass = v.mass_kg
+    spec.body("cube").pos = [0.0, 0.0, v.resting_height_m]
+    home = spec.key("home")
+    qpos = list(home.qpos)
+    qpos[-5] = v.resting_height_m  # cube z in (x, y, z, qw, qx, qy, qz)
+    home.qpos = qpos
+    return spec
 
 
 def _ids(model: mujoco.MjModel, objtype: mujoco.mjtObj, names: list[str]) -> np.ndarray:

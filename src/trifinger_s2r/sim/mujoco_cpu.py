@@ -9,7 +9,9 @@ import mujoco.batch
 import numpy as np
 import torch
 
+from trifinger_s2r.robot import cube
 from trifinger_s2r.robot import trifinger_pro as tp
+from trifinger_s2r.robot.objects import bounding_radius_m, inertia_kgm2, variant
 from trifinger_s2r.sim.backend import PhysicsParams, SimState
 from trifinger_s2r.sim.model import SceneIndex, load_model
 from trifinger_s2r.timing import Timing
@@ -38,13 +40,17 @@ class MujocoCpuBackend:
         timing: Timing | None = None,
         collision: str = "primitive",
         num_threads: int = 0,
+        obj: str = "cube",
     ) -> None:
+        """obj: the object in place of the cube (robot.objects.VARIANTS); `set_params` scales its size by
+        cube_edge_m / 0.065 m and its mass by cube_mass_kg / 0.094 kg, so the cube's randomisation carries over."""
         if num_envs <= 0:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs}")
         self.num_envs = num_envs
         self.device = torch.device("cpu")
         self.timing = timing or Timing()
-        self.model = load_model(collision, self.timing)
+        self.object = variant(obj)
+        self.model = load_model(collision, self.timing, obj)
         self.index = SceneIndex(self.model)
         threads = num_threads or os.cpu_count() or 1
         self.batch = mujoco.batch.Batch(self.model, num_envs, nthread=threads, persistent=True)
@@ -122,12 +128,14 @@ class MujocoCpuBackend:
             return
         p = {k: np.asarray(v.detach().cpu(), dtype=np.float64) for k, v in vars(params).items()}
         ix, b = self.index, self.batch
-        half = p["cube_edge_m"] / 2
-        b.expand("body_mass")[ids, ix.cube_body] = p["cube_mass_kg"]
-        b.expand("body_inertia")[ids, ix.cube_body] = (p["cube_mass_kg"] * p["cube_edge_m"] ** 2 / 6)[:, None]
-        b.expand("geom_size")[ids, ix.cube_geom] = half[:, None]
-        b.expand("geom_aabb")[ids, ix.cube_geom, 3:] = half[:, None]
-        b.expand("geom_rbound")[ids, ix.cube_geom] = half * np.sqrt(3.0)
+        obj = self.object
+        half = (p["cube_edge_m"] / 2)[:, None] * (np.asarray(obj.half_size_m) / cube.HALF_EDGE_M)  # (n, 3)
+        mass = p["cube_mass_kg"] * (obj.mass_kg / cube.MASS_KG)
+        b.expand("body_mass")[ids, ix.cube_body] = mass
+        b.expand("body_inertia")[ids, ix.cube_body] = inertia_kgm2(obj.shape, mass, half)
+        b.expand("geom_size")[ids, ix.cube_geom] = half
+        b.expand("geom_aabb")[ids, ix.cube_geom, 3:] = half
+        b.expand("geom_rbound")[ids, ix.cube_geom] = bounding_radius_m(obj.shape, half)
         friction = b.expand("pair_friction")
         for pairs, key in (
             (ix.finger_cube_pairs, "finger_cube_friction"),

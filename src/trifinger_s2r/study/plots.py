@@ -1,0 +1,85 @@
+"""The studies' figures in the paper's form: success rates with 80% Wilson intervals as bars, success against env
+steps as mean and spread over seeds."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def success_bars(path: Path, groups: Sequence[str], series: dict[str, Sequence[dict]], title: str,
+                 target: float | None = None, points: dict[str, Sequence[Sequence[float]]] | None = None) -> Path:
+    """Grouped bars: one group per name in groups, one bar per series (e.g. platform), each bar a summary with
+    success_rate, ci80_low, ci80_high and episodes; error bars are the 80% Wilson intervals. points: per series, per
+    group, extra values drawn as dots (e.g. each seed's success)."""
+    plt = _pyplot()
+    width = 0.8 / max(1, len(series))
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(groups) * max(1, len(series)) + 2.0), 3.8))
+    for k, (name, summaries) in enumerate(series.items()):
+        xs = [g + (k - (len(series) - 1) / 2) * width for g in range(len(groups))]
+        rates = [s["success_rate"] for s in summaries]
+        errors = [[r - s["ci80_low"] for r, s in zip(rates, summaries)],
+                  [s["ci80_high"] - r for r, s in zip(rates, summaries)]]
+        bars = ax.bar(xs, rates, width, yerr=errors, capsize=4, label=name, alpha=0.85)
+        for x, rate, s in zip(xs, rates, summaries):
+            ax.annotate(f"{100 * rate:.0f}%\nN={s['episodes']}", (x, 0.0), textcoords="offset points",
+                        xytext=(0, 3), ha="center", va="bottom", fontsize=7)
+        for x, values in zip(xs, (points or {}).get(name, [])):
+            ax.scatter([x] * len(values), values, color="black", s=10, zorder=3)
+        bars.set_label(name)
+    if target is not None:
+        ax.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"target {100 * target:.0f}%")
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_ylim(0, 1.15)
+    ax.set_ylabel("success rate (80% Wilson CI)")
+    ax.set_title(textwrap.fill(title, 70), fontsize=9)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def learning_curves(path: Path, curves: dict[str, Sequence[Sequence[tuple[int, float | None]]]], title: str) -> Path:
+    """Training success against env steps: per label, the mean over its seeds' curves (lists of (env_steps,
+    success_rate or None)) with the min-max band; iterations where no episode ended are skipped."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    for label, runs in curves.items():
+        length = min(len(run) for run in runs) if runs else 0
+        steps, mean, low, high = [], [], [], []
+        for i in range(length):
+            values = [run[i][1] for run in runs if run[i][1] is not None and not math.isnan(run[i][1])]
+            if not values:
+                continue
+            steps.append(runs[0][i][0])
+            mean.append(sum(values) / len(values))
+            low.append(min(values))
+            high.append(max(values))
+        line, = ax.plot(steps, mean, marker="o" if len(steps) < 20 else None,
+                        label=f"{label} (mean of {len(runs)} seed{'s' if len(runs) > 1 else ''})")
+        ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("training success rate")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(textwrap.fill(title, 70), fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

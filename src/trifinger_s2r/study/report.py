@@ -1,0 +1,67 @@
+"""What every study writes besides its figures: the results JSON with its provenance, and report.md."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+RESULTS_FILE = "study.json"
+REPORT_FILE = "report.md"
+
+
+def provenance(command: str) -> dict:
+    """When, where and from which code a study ran."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True,
+                                timeout=10, cwd=Path(__file__).parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"command": command, "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "commit": commit, "host": platform.node(), "cpu_count": os.cpu_count(), "python": platform.python_version()}
+
+
+def write_json(out_dir: Path, result: dict) -> Path:
+    path = Path(out_dir) / RESULTS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+    return path
+
+
+def write_report(out_dir: Path, title: str, sections: Sequence[str]) -> Path:
+    path = Path(out_dir) / REPORT_FILE
+    path.write_text(f"# {title}\n\n" + "\n\n".join(s.strip() for s in sections) + "\n")
+    return path
+
+
+def percent_ci(summary: dict) -> str:
+    """'75.0% (65.2-82.7%)': a success rate with its 80% Wilson interval."""
+    return (f"{100 * summary['success_rate']:.1f}% ({100 * summary['ci80_low']:.1f}-"
+            f"{100 * summary['ci80_high']:.1f}%)")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def compare(better: str, worse: str, a: dict, b: dict) -> dict:
+    """Whether the intervals settle 'better beats worse': reproduced (a's interval above b's), refuted (b's above
+    a's) or open (the 80% intervals overlap)."""
+    if a["ci80_low"] > b["ci80_high"]:
+        verdict = "reproduced"
+    elif b["ci80_low"] > a["ci80_high"]:
+        verdict = "refuted"
+    else:
+        verdict = "open"
+    return {"claim": f"{better} > {worse}", "verdict": verdict, "better": percent_ci(a), "worse": percent_ci(b)}
+
+
+def provenance_section(prov: dict) -> str:
+    return (f"Command: `{prov['command']}`  \nRun {prov['date_utc']} at commit {prov['commit']} on {prov['host']} "
+            f"({prov['cpu_count']} CPUs, Python {prov['python']}).")
