@@ -133,3 +133,15 @@ class TestDeployCommand:
     def test_deploy_of_a_folder_that_is_not_a_bundle_names_it(self, tmp_path):
         with pytest.raises(SystemExit, match="not a policy bundle"):
             main(["deploy", "--policy", str(tmp_path), "--episodes", "1"])
+
+
+def test_deploy_prints_no_library_notices():
+    """Gym's deprecation notice and PyBullet's build banner are not for the user's terminal."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "trifinger_s2r.cli", "deploy", "--policy", "pretrained:push", "--episodes", "1",
+               "--episode-length", "5", "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
+    assert "Gym" not in done.stderr and "build time" not in done.stderr + done.stdout
+    assert json.loads(done.stdout.strip().splitlines()[-1])["episodes"] == 1

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from trifinger_s2r.bench.env_bench import machine_info
+from trifinger_s2r.deploy.platform import quiet_imports
 from trifinger_s2r.robot import trifinger_pro as tp
 from trifinger_s2r.timing import ROBOT_RATE_HZ, Timing
 
@@ -21,8 +21,7 @@ class PybulletBenchConfig:
 
 
 def run(cfg: PybulletBenchConfig) -> dict:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_imports():
         from trifinger_simulation.trifinger_platform import TriFingerPlatform
 
     platform = TriFingerPlatform(visualization=False, time_step_s=1.0 / ROBOT_RATE_HZ)

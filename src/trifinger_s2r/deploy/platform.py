@@ -13,6 +13,9 @@ the cube where the episode wants it) or a real robot (one front end; the fingers
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -22,6 +25,28 @@ import numpy as np
 from trifinger_s2r.deploy.tracker import TrackerConfig, TrackerModel
 from trifinger_s2r.robot import trifinger_pro as tp
 from trifinger_s2r.timing import ROBOT_RATE_HZ
+
+
+@contextlib.contextmanager
+def quiet_imports():
+    """Silence what imported libraries print (Python warnings, and stdout/stderr at the file-descriptor level, where
+    C extensions write) while they load; errors still raise."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(os.devnull, "w") as devnull, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        os.dup2(devnull.fileno(), 1)
+        os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
 
 
 class RobotPlatform(Protocol):
@@ -136,8 +161,7 @@ class PyBulletRobot:
         self._rng = np.random.default_rng(self.seed)
 
     def start_episode(self, initial_position_m: np.ndarray, initial_quat_xyzw: np.ndarray) -> RobotPlatform:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # trifinger_simulation imports the unmaintained gym
+        with quiet_imports():  # trifinger_simulation imports the unmaintained gym, pybullet prints its build time
             from trifinger_simulation.tasks import move_cube
             from trifinger_simulation.trifinger_platform import TriFingerPlatform
 

@@ -11,14 +11,13 @@ policy's (the platform adds its own clipping and safety damping, as the robot do
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from trifinger_s2r.deploy.platform import Robot, RobotPlatform
+from trifinger_s2r.deploy.platform import Robot, RobotPlatform, quiet_imports
 from trifinger_s2r.robot import trifinger_pro as tp
 from trifinger_s2r.task import goals
 from trifinger_s2r.task import observations as obs_fn
@@ -272,8 +271,7 @@ def _errors(position_m: np.ndarray, quat_xyzw: np.ndarray, goal: Goal) -> tuple[
 def sample_episode_poses(level: int, episodes: int, seed: int) -> list[tuple[Goal, np.ndarray, np.ndarray]]:
     """Goal and initial cube pose of each episode from the challenge's own sampler (trifinger_simulation's
     move_cube, seeded): an independent check on our goal sampler."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_imports():
         from trifinger_simulation.tasks import move_cube
 
     move_cube.seed(seed)
