@@ -158,6 +158,9 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f"--policy {args.policy}: {err}") from None
     cfg = replace(cfg, env=replace(cfg.env, task=for_evaluation(cfg.env.task)))  # --set may turn them back on
+    if cfg.env.device.startswith("cuda") and not _cuda_available():
+        print("eval: no CUDA device here; evaluating on native MuJoCo on the CPU", file=sys.stderr)
+        cfg = replace(cfg, env=replace(cfg.env, backend="mujoco", device="cpu"))
     if args.level is not None:
         cfg = replace(cfg, env=replace(cfg.env, task=replace(cfg.env.task, level=args.level)))
     try:

@@ -194,3 +194,20 @@ def _progress(run_dir) -> list:
         return json.loads((run_dir / "progress.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return []
+
+
+def test_a_gpu_runs_checkpoint_evaluates_on_a_cpu_machine(tmp_path, capsys):
+    """A checkpoint whose config names the Warp backend on CUDA loads and evaluates here (native MuJoCo, CPU)."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    checkpoint = train(_tiny(1), tmp_path, show_progress=False)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    saved["env"].update(backend="warp", device="cuda")
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    main(["eval", "--policy", str(checkpoint), "--episodes", "2", "--set", "env.task.episode_length_steps=5",
+          "--json"])
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.strip().splitlines()[-1])["episodes"] == 2
+    assert "native MuJoCo on the CPU" in captured.err

@@ -22,6 +22,7 @@ def checkpoint_policy(checkpoint: Path) -> tuple[Policy, TrainConfig]:
     from rsl_rl.runners import OnPolicyRunner
 
     from trifinger_s2r.envs.repose_env import ReposeEnv
+    from trifinger_s2r.task.config import for_evaluation
     from trifinger_s2r.train.config import to_rsl_rl
     from trifinger_s2r.train.trainer import CONFIG_FILE, load_config
 
@@ -32,7 +33,10 @@ def checkpoint_policy(checkpoint: Path) -> tuple[Policy, TrainConfig]:
     if not config_path.is_file():
         raise FileNotFoundError(f"checkpoint {checkpoint} has no {CONFIG_FILE} beside it")
     cfg = load_config(config_path)
-    probe = ReposeEnv(dataclasses.replace(cfg.env, num_envs=1))
+    # the probe only gives rsl_rl the observation shapes: native MuJoCo on the CPU whatever the run trained on
+    probe_env = dataclasses.replace(cfg.env, num_envs=1, num_threads=1, backend="mujoco", device="cpu",
+                                    task=for_evaluation(cfg.env.task))
+    probe = ReposeEnv(probe_env)
     with contextlib.redirect_stdout(io.StringIO()):  # rsl_rl prints its model summary
         runner = OnPolicyRunner(probe, to_rsl_rl(cfg), log_dir=None, device="cpu")
     runner.load(str(checkpoint), map_location="cpu")
