@@ -1,4 +1,5 @@
-"""The web page in headless Chromium (Debian's chromium driven by Playwright): sign in, jobs list, job detail."""
+"""The web page in headless Chromium (Debian's chromium driven by Playwright): sign in, jobs list, job detail,
+robots."""
 
 from __future__ import annotations
 
@@ -63,4 +64,8 @@ def test_sign_in_list_and_detail_in_headless_chromium(live_farm, tiny_bundle, tm
         page.wait_for_function("document.querySelector('img[alt=\"errors.png\"]').naturalWidth > 0")
         assert page.locator("video").count() == 1
         page.screenshot(path=str(tmp_path / "job.png"))
+        page.click("nav a[href='/robots']")
+        page.wait_for_selector("#robots")
+        robot = page.inner_text("#robot-sim-robot-0")
+        assert "free" in robot and "ok" in robot and "1 (1 succeeded, 0 failed)" in robot
         browser.close()

@@ -158,3 +158,18 @@ def test_a_farm_robot_runs_job_after_job_and_stays_healthy(farm, tiny_bundle, tm
         assert [e["event"] for e in job["events"]] == ["submitted", "assigned", "started", "succeeded"]
     (robot,) = client.get("/api/robots", headers=auth(token)).json()["robots"]
     assert robot["jobs_run"] == robot["jobs_succeeded"] == 3 and robot["healthy"] and robot["status"] == "free"
+
+
+def test_a_stopped_worker_hands_its_job_back(farm, tiny_bundle, tmp_path):
+    """SIGTERM (farm up stopping, an operator): the job goes back to the queue at once, the attempt not counted."""
+    client, store, _ = farm
+    token = store.add_user("ada")
+    job_id = client.post("/api/jobs", headers=auth(token), files=upload_files(tiny_bundle),
+                         data={"episodes": "2"}).json()["job_id"]
+    worker = FarmWorker(WorkerConfig(server_url="http://testserver", token=store.add_user("robots", admin=True),
+                                     robot_name="r0", work_dir=tmp_path / "w", video=False), client=client)
+    worker.stop.set()  # before the first episode
+    assert worker.run_once()
+    job = client.get(f"/api/jobs/{job_id}", headers=auth(token)).json()
+    assert job["status"] == "queued" and job["attempts"] == 0 and job["robot"] is None
+    assert job["events"][-1]["event"] == "released" and job["events"][-1]["detail"] == "its worker was stopped"
