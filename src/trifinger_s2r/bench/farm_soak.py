@@ -6,8 +6,9 @@ Figures: jobs per hour per robot, queue wait (submission to first assignment: me
 (failed, stuck or vanished), duplicated (a second job for one submission) or doubled (a job whose runs reached
 completion twice), recovery after each fault (a worker kill: until its robot is back, healthy, with a new worker,
 and until the interrupted job runs again; a server restart: until the API answers and until the next job event),
-each robot's jobs and any time it was seen unhealthy. `ok` is True when every job succeeded exactly once and every
-robot stayed healthy; `problems` says what went wrong otherwise.
+each robot's jobs and any time it was seen unhealthy. `ok` is True when every job succeeded exactly once, every
+robot ran at least 2 jobs and stayed healthy, and the faults asked for happened; `problems` says what went wrong
+otherwise.
 
 Every process the soak starts is in one process group (farm up's), killed at the end whatever happens.
 """
@@ -175,7 +176,8 @@ class _Soak:
         from trifinger_s2r.farm.cli import _die_with_parent
 
         # its own process group (killed whole at the end); SIGTERM to it if this process dies first
-        self.up = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self.log_path.open("wb"), text=True,
+        self._log = self.log_path.open("wb")  # closed in _shutdown
+        self.up = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._log, text=True,
                                    start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509
         line: list[str] = []
         reader = threading.Thread(target=lambda: line.append(self.up.stdout.readline()), daemon=True)
@@ -377,6 +379,8 @@ class _Soak:
         except (ProcessLookupError, PermissionError):
             pass
         self.up.wait()
+        self.up.stdout.close()
+        self._log.close()
 
     def _audit(self, load_s: float, timed_out: bool, robots_end: list[dict]) -> dict:
         from trifinger_s2r.farm.store import JobStore
