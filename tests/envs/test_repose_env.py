@@ -94,7 +94,7 @@ class TestConfiguration:
             TaskConfig(level=7)
 
     def test_unknown_obs_type_names_the_valid_ones(self):
-        with pytest.raises(ValueError, match=r"\['keypoints', 'pq'\]"):
+        with pytest.raises(ValueError, match=r"\['keypoints', 'pq', 'keypoints_rel'\]"):
             TaskConfig(obs_type="pixels")
 
     def test_unknown_reward_type_names_the_valid_ones(self):
