@@ -200,6 +200,10 @@ def _cmd_study(args: argparse.Namespace) -> None:
 
     prefix = f"trifinger-s2r study {args.study}"
     video = [] if args.videos else ["--no-video"]
+
+    def progress(line: str) -> None:
+        print(f"study {args.study}: {line}", file=sys.stderr, flush=True)
+
     try:
         if args.study == "robustness":
             from trifinger_s2r.policies import resolve
@@ -211,7 +215,7 @@ def _cmd_study(args: argparse.Namespace) -> None:
             command = " ".join([prefix, "--policy", args.policy, "--platform", args.platform, "--episodes",
                                 str(args.episodes), "--seed", str(args.seed), "--objects", ",".join(args.objects),
                                 *video, "--out", args.out])
-            result = run_robustness(cfg, Path(args.out), command)
+            result = run_robustness(cfg, Path(args.out), command, progress)
             rows = {name: f"{100 * r['success_rate']:.1f}% ({100 * r['ci80_low']:.1f}-{100 * r['ci80_high']:.1f}%)"
                     for name, r in result["results"].items()}
         else:
@@ -230,7 +234,7 @@ def _cmd_study(args: argparse.Namespace) -> None:
                                 *(f"--set {kv}" for kv in args.set), *([] if args.pybullet else ["--no-pybullet"]),
                                 *video, "--out", args.out])
             run = run_ablation if args.study == "ablation" else run_randomization
-            result = run(cfg, Path(args.out), command)
+            result = run(cfg, Path(args.out), command, progress)
             rows = {name: f"{100 * a['sim']['success_rate']:.1f}% in our sim"
                     + (f", {100 * a['pybullet']['success_rate']:.1f}% on PyBullet" if a["pybullet"] else "")
                     for name, a in result["agents"].items()}

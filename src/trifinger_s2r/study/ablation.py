@@ -8,6 +8,7 @@ open (the 80% Wilson intervals of the pooled seeds overlap).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from trifinger_s2r.study import report
@@ -27,16 +28,18 @@ CLAIMS = (
 """(better, worse) pairs of the paper's Fig. 3."""
 
 
-def run_ablation(study: TrainingStudyConfig, out_dir: Path, command: str = "") -> dict:
+def run_ablation(study: TrainingStudyConfig, out_dir: Path, command: str = "",
+                 progress: Callable[[str], None] | None = None) -> dict:
     """Train and judge the four agents into out_dir (study.json, figures, report.md, runs/, videos/)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    agents = run_agents(study, list(AGENTS), out_dir)
+    provenance = report.provenance(command)  # when it started, at which commit
+    agents = run_agents(study, list(AGENTS), out_dir, progress)
     platforms = ["sim"] + (["pybullet"] if study.pybullet else [])
     verdicts = {p: [report.compare(a, b, agents[a][p], agents[b][p]) for a, b in CLAIMS] for p in platforms}
     result = {"study": "ablation", "preset": study.preset, "budget_steps": study.budget_steps, "seeds": study.seeds,
               "episodes": study.episodes, "overrides": list(study.overrides), "agents": agents, "verdicts": verdicts,
-              "figures": ["ablation.png", "ablation_curves.png"], "provenance": report.provenance(command)}
+              "figures": ["ablation.png", "ablation_curves.png"], "provenance": provenance}
     report.write_json(out_dir, result)
     names = [a.name for a in AGENTS]
     series = {_platform_name(p): [agents[n][p] for n in names] for p in platforms}

@@ -34,7 +34,8 @@ def success_bars(path: Path, groups: Sequence[str], series: dict[str, Sequence[d
         bars = ax.bar(xs, rates, width, yerr=errors, capsize=4, label=name, alpha=0.85)
         for x, rate, s in zip(xs, rates, summaries):
             ax.annotate(f"{100 * rate:.0f}%\nN={s['episodes']}", (x, 0.0), textcoords="offset points",
-                        xytext=(0, 3), ha="center", va="bottom", fontsize=7)
+                        xytext=(0, 3), ha="center", va="bottom", fontsize=7,
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.8, "lw": 0})
         for x, values in zip(xs, (points or {}).get(name, [])):
             ax.scatter([x] * len(values), values, color="black", s=10, zorder=3)
         bars.set_label(name)

@@ -8,6 +8,7 @@ lets the policy transfer. Here "with > without" is reported per platform as repr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from trifinger_s2r.study import report
@@ -20,11 +21,13 @@ AGENTS = (
 )
 
 
-def run_randomization(study: TrainingStudyConfig, out_dir: Path, command: str = "") -> dict:
+def run_randomization(study: TrainingStudyConfig, out_dir: Path, command: str = "",
+                      progress: Callable[[str], None] | None = None) -> dict:
     """Train and judge both agents into out_dir (study.json, figures, report.md, runs/, videos/)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    agents = run_agents(study, list(AGENTS), out_dir)
+    provenance = report.provenance(command)  # when it started, at which commit
+    agents = run_agents(study, list(AGENTS), out_dir, progress)
     platforms = ["sim"] + (["pybullet"] if study.pybullet else [])
     with_dr, without_dr = (a.name for a in AGENTS)
     verdicts = {p: [report.compare(with_dr, without_dr, agents[with_dr][p], agents[without_dr][p])]
@@ -32,7 +35,7 @@ def run_randomization(study: TrainingStudyConfig, out_dir: Path, command: str = 
     result = {"study": "randomization", "preset": study.preset, "budget_steps": study.budget_steps,
               "seeds": study.seeds, "episodes": study.episodes, "overrides": list(study.overrides),
               "agents": agents, "verdicts": verdicts, "figures": ["randomization_curves.png", "randomization.png"],
-              "provenance": report.provenance(command)}
+              "provenance": provenance}
     report.write_json(out_dir, result)
     names = [a.name for a in AGENTS]
     learning_curves(out_dir / "randomization_curves.png", {n: [r["curve"] for r in agents[n]["runs"]] for n in names},

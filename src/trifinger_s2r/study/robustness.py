@@ -10,6 +10,7 @@ The policy is given the nominal cube's keypoints at the object's pose and succes
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 from trifinger_s2r.robot.objects import VARIANTS, variant
@@ -51,14 +52,17 @@ class RobustnessConfig:
             variant(name)
 
 
-def run_robustness(cfg: RobustnessConfig, out_dir: Path, command: str = "") -> dict:
-    """Run the study into out_dir (study.json, robustness.png, report.md, videos/) and return its results."""
+def run_robustness(cfg: RobustnessConfig, out_dir: Path, command: str = "",
+                   progress: Callable[[str], None] | None = None) -> dict:
+    """Run the study into out_dir (study.json, robustness.png, report.md, videos/) and return its results;
+    progress(line) hears of each object as it finishes."""
     from trifinger_s2r.policies import bundle_for, load_bundle_policy, load_policy
     from trifinger_s2r.study.episodes import run_mujoco, run_pybullet
     from trifinger_s2r.task.config import for_evaluation
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    provenance = report.provenance(command)  # when it started, at which commit
     policy, train_cfg = load_policy(cfg.policy)
     train_cfg = dataclasses.replace(train_cfg, env=dataclasses.replace(
         train_cfg.env, task=for_evaluation(train_cfg.env.task)))
@@ -78,19 +82,31 @@ def run_robustness(cfg: RobustnessConfig, out_dir: Path, command: str = "") -> d
             results[name]["statuses"] = summary["statuses"]
         if video is not None:
             videos[name] = str(video.relative_to(out_dir))
+        if progress is not None:
+            progress(f"{name} ({cfg.platform}): {report.percent_ci(summary)} of {summary['episodes']} episodes")
     result = {
         "study": "robustness", "policy": cfg.policy, "platform": cfg.platform, "level": train_cfg.env.task.level,
         "seed": cfg.seed, "results": results, "target_success": TARGET_SUCCESS,
         "meets_target": {n: r["success_rate"] >= TARGET_SUCCESS for n, r in results.items() if n != "cube"},
         "videos": videos, "video_note": video_note, "figure": FIGURE_FILE,
-        "provenance": report.provenance(command),
+        "provenance": provenance,
     }
     report.write_json(out_dir, result)
-    platform_name = "our MuJoCo simulation" if cfg.platform == "mujoco" else "the PyBullet TriFinger"
-    success_bars(out_dir / FIGURE_FILE, list(results), {platform_name: list(results.values())},
-                 f"{cfg.policy} on other objects, {platform_name} (level {result['level']})", target=TARGET_SUCCESS)
-    _write_report(out_dir, result, platform_name)
+    figure(result, out_dir / FIGURE_FILE)
+    _write_report(out_dir, result, _platform_name(cfg.platform))
     return result
+
+
+def _platform_name(platform: str) -> str:
+    return "our MuJoCo simulation" if platform == "mujoco" else "the PyBullet TriFinger"
+
+
+def figure(result: dict, path: Path) -> Path:
+    """The study's bar chart (success per object, 80% Wilson intervals, the target) from its results."""
+    name = _platform_name(result["platform"])
+    return success_bars(path, list(result["results"]), {name: list(result["results"].values())},
+                        f"{result['policy']} on other objects, {name} (level {result['level']})",
+                        target=TARGET_SUCCESS)
 
 
 def _video_note(cfg: RobustnessConfig) -> str | None:

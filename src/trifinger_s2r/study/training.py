@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from trifinger_s2r.train.config import PRESETS, TrainConfig
@@ -103,11 +104,20 @@ def learning_curve(run_dir: Path) -> list[tuple[int, float | None]]:
     return [(e["env_steps"], e["success_rate"]) for e in read_progress(run_dir)]
 
 
-def run_agents(study: TrainingStudyConfig, agents: list[Agent], out_dir: Path) -> dict:
-    """Train every agent and seed, evaluate each, pool the seeds; returns {agent name: results}."""
+def run_agents(study: TrainingStudyConfig, agents: list[Agent], out_dir: Path,
+               progress: Callable[[str], None] | None = None) -> dict:
+    """Train every agent and seed, evaluate each, pool the seeds; returns {agent name: results}. progress(line)
+    hears of each agent and seed as it finishes."""
     results = {}
     for agent in agents:
-        runs = [_run_seed(study, agent, seed, out_dir) for seed in range(study.seeds)]
+        runs = []
+        for seed in range(study.seeds):
+            runs.append(_run_seed(study, agent, seed, out_dir))
+            if progress is not None:
+                pybullet = runs[-1]["pybullet"]
+                progress(f"{agent.name}, seed {seed}: {runs[-1]['env_steps']:,} env steps, our sim "
+                         f"{100 * runs[-1]['sim']['success_rate']:.1f}%"
+                         + (f", PyBullet {100 * pybullet['success_rate']:.1f}%" if pybullet else ""))
         results[agent.name] = {"overrides": list(agent.overrides), "runs": runs,
                                "sim": pool([r["sim"] for r in runs]),
                                "pybullet": pool([r["pybullet"] for r in runs]) if study.pybullet else None}

@@ -1,0 +1,133 @@
+"""Tiny-budget runs of each study write their JSON, figures and report; bad inputs are one-line errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+from contextlib import redirect_stdout
+
+import pytest
+
+from trifinger_s2r.cli import main
+
+TINY = ["--num-envs", "8", "--budget-steps", "64", "--seeds", "1", "--episodes", "2",
+        "--set", "env.task.episode_length_steps=10"]
+"""One PPO iteration of 8 envs x 24 steps per agent, 10-step episodes, 2 evaluation episodes per platform."""
+OBJECTS = ["cube", "cube_x0.5", "cube_x2", "cuboid", "sphere"]
+SUMMARY_KEYS = {"success_rate", "ci80_low", "ci80_high", "episodes", "mean_position_error_m",
+                "mean_orientation_error_rad"}
+
+
+def _run(capsys, argv: list[str]) -> dict:
+    main(argv)
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def _is_h264(path) -> bool:
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    frames = sum(1 for _ in reader)
+    return meta["codec"] == "h264" and frames > 0
+
+
+@pytest.fixture(scope="module")
+def randomization_run(tmp_path_factory):
+    """The randomisation study at a tiny budget, judged in our simulation and on PyBullet, with videos."""
+    out = tmp_path_factory.mktemp("randomization")
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):  # capsys is per test; this fixture serves the module
+        main(["study", "randomization", *TINY, "--out", str(out), "--json"])
+    return out, json.loads(buffer.getvalue().strip().splitlines()[-1])
+
+
+class TestTrainingStudies:
+    def test_randomization_writes_json_figures_report_and_videos(self, randomization_run):
+        out, result = randomization_run
+        assert result["study"] == "randomization" and set(result["agents"]) == {"with randomisation",
+                                                                                 "without randomisation"}
+        for agent in result["agents"].values():
+            assert SUMMARY_KEYS <= set(agent["sim"]) and SUMMARY_KEYS <= set(agent["pybullet"])
+            assert agent["sim"]["episodes"] == 2 and agent["runs"][0]["env_steps"] == 8 * 24
+            assert agent["runs"][0]["curve"][0][0] == 8 * 24
+        assert [v["verdict"] in ("reproduced", "refuted", "open") for v in result["verdicts"]["pybullet"]] == [True]
+        assert json.loads((out / "study.json").read_text())["agents"].keys() == result["agents"].keys()
+        for figure in result["figures"]:
+            assert (out / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            assert f"]({figure})" in (out / "report.md").read_text()
+        videos = [v for agent in result["agents"].values() for v in agent["runs"][0]["videos"]]
+        assert len(videos) == 4 and all(_is_h264(out / v) for v in videos)
+
+    def test_without_randomisation_trains_without_it_and_is_judged_with_it(self, randomization_run):
+        out, _ = randomization_run
+        trained = json.loads((out / "runs" / "without-randomisation-seed0" / "config.json").read_text())
+        assert trained["env"]["task"]["randomization"]["enabled"] is False
+
+    def test_ablation_trains_the_four_agents_at_equal_steps(self, tmp_path, capsys):
+        result = _run(capsys, ["study", "ablation", *TINY, "--no-pybullet", "--no-video", "--out", str(tmp_path),
+                               "--json"])
+        assert list(result["agents"]) == ["O-KP/R-KP", "O-KP/R-PQ", "O-PQ/R-KP", "O-PQ/R-PQ"]
+        assert {a["runs"][0]["env_steps"] for a in result["agents"].values()} == {8 * 24}
+        assert result["agents"]["O-PQ/R-KP"]["overrides"] == ["env.task.obs_type=pq", "env.task.reward_type=keypoints"]
+        assert len(result["verdicts"]["sim"]) == 5 and "pybullet" not in result["verdicts"]
+        for name in ("study.json", "report.md", "ablation.png", "ablation_curves.png"):
+            assert (tmp_path / name).is_file()
+        config = json.loads((tmp_path / "runs" / "o-pq-r-kp-seed0" / "config.json").read_text())
+        assert config["env"]["task"]["obs_type"] == "pq" and config["env"]["task"]["reward_type"] == "keypoints"
+
+
+class TestRobustness:
+    def test_mujoco_prints_the_documented_json_and_films_each_object(self, randomization_run, tmp_path, capsys):
+        runs, _ = randomization_run
+        checkpoint = runs / "runs" / "with-randomisation-seed0" / "model_0.pt"
+        result = _run(capsys, ["study", "robustness", "--policy", str(checkpoint), "--episodes", "2",
+                               "--out", str(tmp_path), "--json"])
+        assert {"study", "policy", "platform", "level", "results"} <= set(result)
+        assert result["study"] == "robustness" and result["platform"] == "mujoco" and result["level"] == 1
+        assert list(result["results"]) == OBJECTS
+        assert all(SUMMARY_KEYS <= set(r) and r["episodes"] == 2 for r in result["results"].values())
+        assert all(_is_h264(tmp_path / v) for v in result["videos"].values()) and len(result["videos"]) == 5
+        assert (tmp_path / "robustness.png").read_bytes()[:4] == b"\x89PNG"
+        assert "](robustness.png)" in (tmp_path / "report.md").read_text()
+
+    def test_pybullet_runs_the_bundle_on_each_object(self, randomization_run, tmp_path, capsys):
+        runs, _ = randomization_run
+        bundle = runs / "runs" / "with-randomisation-seed0" / "bundle"
+        result = _run(capsys, ["study", "robustness", "--policy", str(bundle), "--platform", "pybullet",
+                               "--episodes", "1", "--objects", "cube_x2,sphere", "--no-video", "--out", str(tmp_path),
+                               "--json"])
+        assert result["platform"] == "pybullet" and list(result["results"]) == ["cube_x2", "sphere"]
+        assert all(r["statuses"] == {"ok": 1} for r in result["results"].values())
+
+    def test_nominal_cube_in_our_sim_is_exactly_eval(self, randomization_run):
+        """The robustness study's cube row is what `trifinger-s2r eval` gives for the same seed."""
+        from trifinger_s2r.eval.rollouts import evaluate
+        from trifinger_s2r.policies import load_policy
+        from trifinger_s2r.study.episodes import run_mujoco
+        from trifinger_s2r.task.config import for_evaluation
+
+        runs, _ = randomization_run
+        policy, cfg = load_policy(runs / "runs" / "with-randomisation-seed0" / "model_0.pt")
+        cfg = dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, task=for_evaluation(cfg.env.task),
+                                                                num_threads=1))
+        assert run_mujoco(policy, cfg, "cube", 3, seed=5) == evaluate(policy, cfg, 3, seed=5)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["study", "sweep"], "invalid choice: 'sweep'"),
+    (["study", "robustness", "--policy", "pretrained:push", "--objects", "cube,cone", "--out", "x"],
+     "unknown object variant(s) ['cone']"),
+    (["study", "ablation", "--preset", "push-gpu", "--out", "x"], "invalid choice: 'push-gpu'"),
+    (["study", "ablation", "--budget-steps", "0", "--out", "x"], "must be a positive integer, got 0"),
+    (["study", "randomization", "--seeds", "0", "--out", "x"], "must be a positive integer, got 0"),
+    (["study", "robustness", "--policy", "pretrained:none", "--out", "x"], "no pretrained policy 'none'"),
+    (["study", "ablation", "--set", "env.task.nonsense=1", "--out", "x"], "unknown key 'env.task.nonsense'"),
+    (["study", "robustness", "--out", "x"], "the following arguments are required: --policy"),
+])
+def test_bad_input_is_one_line_error(argv, message):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    text = str(stop.value.code)
+    assert message in text and "\n" not in text and text.startswith("trifinger-s2r study")
