@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -56,9 +57,10 @@ class Farm:
 
     def start_worker(self, name: str):
         self.workers[name] = subprocess.Popen(self._cli(
-            "worker", "--server", self.url, "--token", self.robot_token, "--robot", name, "--work-dir",
-            str(self.tmp / name), "--poll-interval-s", "0.3", "--heartbeat-interval-s", "0.5", "--no-video"),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            "worker", "--server", self.url, "--robot", name, "--work-dir", str(self.tmp / name),
+            "--poll-interval-s", "0.3", "--heartbeat-interval-s", "0.5", "--no-video"),
+            env={**os.environ, "S2R_FARM_TOKEN": self.robot_token}, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
 
     def close(self):
         for proc in [*self.workers.values(), self.server]:
@@ -193,12 +195,15 @@ def test_the_cli_contract(make_farm, tmp_path):
 
 def test_farm_up_runs_a_job_end_to_end_and_stops_on_sigterm(tmp_path):
     """`farm up` (server + 2 simulated robots) runs a submitted pretrained policy; results come back; SIGTERM ends
-    it and its workers."""
+    it and its workers. Its workers get their token by environment, not on the command line (`ps` shows that);
+    its terminal has the job's lines, not a line per poll or request."""
     port, db = _free_port(), f"sqlite:///{tmp_path / 'farm.db'}"
     token = JobStore(db).add_user("ada")
-    up = subprocess.Popen([sys.executable, "-m", "trifinger_s2r.cli", "farm", "up", "--db", db, "--port", str(port),
-                           "--robots", "2", "--data-dir", str(tmp_path / "data"), "--json"],
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    log_path = tmp_path / "farm-up.log"
+    with open(log_path, "w") as log:
+        up = subprocess.Popen([sys.executable, "-m", "trifinger_s2r.cli", "farm", "up", "--db", db, "--port",
+                               str(port), "--robots", "2", "--data-dir", str(tmp_path / "data"), "--json"],
+                              stdout=subprocess.PIPE, stderr=log, text=True)
     try:
         started = json.loads(up.stdout.readline())
         assert started["robots"] == ["sim-robot-0", "sim-robot-1"]
@@ -212,14 +217,27 @@ def test_farm_up_runs_a_job_end_to_end_and_stops_on_sigterm(tmp_path):
         robots = _wait_for(lambda: (r := httpx.get(f"{url}/api/robots", headers=auth(token)).json()["robots"])
                            and len(r) == 2 and r, 120, "both robots")
         assert all(r["healthy"] and r["health_message"] == "ok" for r in robots), robots
-        state = json.loads(open(started["state_file"]).read())
+        state = json.loads(Path(started["state_file"]).read_text())
         pids = [state["server"]["pid"], *(r["pid"] for r in state["robots"].values())]
+        store = JobStore(db)
+        for pid in pids[1:]:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().decode()
+            environ = dict(line.split("=", 1) for line in Path(f"/proc/{pid}/environ").read_bytes().decode()
+                           .split("\0") if "=" in line)
+            robot_token = environ["S2R_FARM_TOKEN"]
+            assert store.user_for_token(robot_token).is_admin
+            assert "--token" not in command and robot_token not in command
     finally:
         up.send_signal(signal.SIGTERM)
         assert up.wait(timeout=150) == 0
     for pid in pids:  # the server and the workers stopped with it
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+    lines = log_path.read_text().splitlines()
+    assert any(f"job {job_id} started" in line for line in lines), lines
+    assert any(f"job {job_id} finished: success" in line for line in lines), lines
+    noise = [line for line in lines if "HTTP Request" in line or "HTTP/1.1" in line]
+    assert not noise, noise[:5]
 
 
 def _pretrained_push_files():

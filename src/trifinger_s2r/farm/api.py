@@ -1,13 +1,16 @@
 """The farm server: a FastAPI app over the job store and a data folder.
 
-Users (Bearer token, or the `s2r_token` cookie the web page sets) submit exported policies, read their own jobs
-(a queued job says why it waits) and see the robots; robot workers (admin tokens) poll for work (reporting their
-health: an unhealthy robot's jobs go back to the queue), heartbeat, upload results, or hand a job back. Files live
-under `data_dir/jobs/<job_id>/{policy,results}/`.
+Users (Bearer token, or the `s2r_token` cookie that the page's POST sign-in form sets: HttpOnly, SameSite=Lax, Secure
+over HTTPS; the page's forms carry a CSRF token) submit exported policies (the API or the page's upload form, one
+path), read their own jobs (a queued job says why it waits) and see the robots; robot workers (admin tokens) poll for
+work (reporting their health: an unhealthy robot's jobs go back to the queue), heartbeat, upload results, or hand a
+job back. Files live under `data_dir/jobs/<job_id>/{policy,results}/`.
 
 No `from __future__ import annotations` here: FastAPI must see the real dependency objects in the signatures.
 """
 
+import hashlib
+import hmac
 import io
 import json
 import shutil
@@ -16,6 +19,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -66,6 +70,12 @@ def _token(request: Request) -> str | None:
     return request.cookies.get(TOKEN_COOKIE)
 
 
+def csrf_token(token: str) -> str:
+    """The CSRF token of a session: an HMAC keyed by its API token, so it needs no server state, survives server
+    restarts, and a cross-site page cannot compute it."""
+    return hmac.new(token.encode(), b"trifinger-s2r farm csrf", hashlib.sha256).hexdigest()
+
+
 def create_app(settings: FarmSettings, store: JobStore | None = None) -> FastAPI:
     store = store or JobStore(settings.db_url, settings.queue)
     store.grace_leases()  # workers could not heartbeat while no server answered
@@ -104,19 +114,11 @@ def create_app(settings: FarmSettings, store: JobStore | None = None) -> FastAPI
 
     # --- users -----------------------------------------------------------------------------------
 
-    @app.post("/api/jobs", status_code=201)
-    async def submit(
-        user: Annotated[User, Depends(current_user)],
-        policy: Annotated[UploadFile, File(description="policy.onnx")],
-        metadata: Annotated[UploadFile, File(description="metadata.json")],
-        episodes: Annotated[int, Form(ge=1, le=MAX_EPISODES)] = 10,
-        level: Annotated[int | None, Form()] = None,
-        seed: Annotated[int, Form()] = 0,
-        episode_length: Annotated[int | None, Form(ge=1, le=MAX_EPISODE_LENGTH)] = None,
-        request_id: Annotated[str | None, Form(min_length=1, max_length=64)] = None,
-    ) -> dict:
+    async def submit_job(user: User, policy: UploadFile, metadata: UploadFile, episodes: int, level: int | None,
+                         seed: int, episode_length: int | None, request_id: str | None):
+        """The one submission path (the API and the page's upload form): validate, pre-check, queue."""
         if request_id is not None and (earlier := store.job_for_request(user, request_id)) is not None:
-            return {"job_id": earlier.id, "status": earlier.status}  # a retried submission: the same job
+            return earlier  # a retried submission: the same job
         limit = settings.max_upload_bytes
         onnx_bytes = await policy.read(limit + 1)
         metadata_bytes = await metadata.read(limit + 1)
@@ -143,6 +145,20 @@ def create_app(settings: FarmSettings, store: JobStore | None = None) -> FastAPI
         job = store.submit(user, job_settings, job_id=job_id, request_id=request_id)
         if job.id != job_id:  # the same request_id won a race with this one: keep one job
             shutil.rmtree(job_dir(job_id), ignore_errors=True)
+        return job
+
+    @app.post("/api/jobs", status_code=201)
+    async def submit(
+        user: Annotated[User, Depends(current_user)],
+        policy: Annotated[UploadFile, File(description="policy.onnx")],
+        metadata: Annotated[UploadFile, File(description="metadata.json")],
+        episodes: Annotated[int, Form(ge=1, le=MAX_EPISODES)] = 10,
+        level: Annotated[int | None, Form()] = None,
+        seed: Annotated[int, Form()] = 0,
+        episode_length: Annotated[int | None, Form(ge=1, le=MAX_EPISODE_LENGTH)] = None,
+        request_id: Annotated[str | None, Form(min_length=1, max_length=64)] = None,
+    ) -> dict:
+        job = await submit_job(user, policy, metadata, episodes, level, seed, episode_length, request_id)
         return {"job_id": job.id, "status": job.status}
 
     @app.get("/api/jobs")
@@ -253,35 +269,107 @@ def create_app(settings: FarmSettings, store: JobStore | None = None) -> FastAPI
 
     # --- web pages -------------------------------------------------------------------------------
 
+    def page_user(request: Request) -> tuple[User | None, str]:
+        """The signed-in user of a page and the CSRF token its forms carry (derived from the session's token)."""
+        token = _token(request)
+        user = store.user_for_token(token)
+        return user, csrf_token(token) if user is not None else ""
+
+    def signed_out() -> Response:
+        return HTMLResponse(pages.login_page(), status_code=401)
+
+    def check_origin(request: Request) -> None:
+        """A form POST whose browser says where it comes from must come from this site."""
+        origin = request.headers.get("origin")
+        if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
+            raise HTTPException(403, "cross-site form submission refused")
+
+    def check_csrf(request: Request, csrf: str) -> None:
+        """A form POST must come from this site and carry the session's CSRF token (a cross-site page cannot read
+        it)."""
+        check_origin(request)
+        token = _token(request)
+        if token is None or not hmac.compare_digest(csrf.encode(), csrf_token(token).encode()):
+            raise HTTPException(403, "missing or wrong CSRF token: reload the page and submit again")
+
     @app.get("/", response_class=HTMLResponse)
-    def index(request: Request, token: str | None = None) -> Response:
-        if token is not None:  # the login form: keep the token in a cookie, then show the list
-            response = RedirectResponse("/", status_code=303)
-            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
-            return response
-        user = store.user_for_token(_token(request))
+    def index(request: Request) -> Response:
+        user, csrf = page_user(request)
         if user is None:
-            return HTMLResponse(pages.login_page(), status_code=401)
+            return signed_out()
         jobs = store.jobs(user)
-        return HTMLResponse(pages.jobs_page(user, jobs, store.waiting(jobs)))
+        return HTMLResponse(pages.jobs_page(user, jobs, store.waiting(jobs), csrf=csrf))
+
+    @app.post("/sign-in", response_class=HTMLResponse)
+    def sign_in(request: Request, token: Annotated[str, Form(max_length=200)] = "") -> Response:
+        """The sign-in form (POST: the token never appears in a URL): a right token is kept in an HttpOnly,
+        SameSite=Lax cookie (Secure when served over HTTPS); a wrong one says so. Another site's form cannot sign
+        the browser into an account of its choosing (Origin checked)."""
+        check_origin(request)
+        token = token.strip()
+        if store.user_for_token(token) is None:
+            message = "Enter your API token." if not token else "Wrong token: no farm account has this API token."
+            return HTMLResponse(pages.login_page(message), status_code=401)
+        response = RedirectResponse("/", status_code=303)
+        response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="lax", secure=request.url.scheme == "https")
+        return response
+
+    @app.post("/sign-out")
+    def sign_out(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+        check_csrf(request, csrf)
+        response = RedirectResponse("/", status_code=303)
+        response.delete_cookie(TOKEN_COOKIE, httponly=True, samesite="lax", secure=request.url.scheme == "https")
+        return response
+
+    @app.post("/jobs", response_class=HTMLResponse)
+    async def submit_form(
+        request: Request,
+        policy: Annotated[UploadFile, File(description="policy.onnx")],
+        metadata: Annotated[UploadFile, File(description="metadata.json")],
+        csrf: Annotated[str, Form()] = "",
+        episodes: Annotated[str, Form()] = "10",
+        level: Annotated[str, Form()] = "",
+        seed: Annotated[str, Form()] = "0",
+        episode_length: Annotated[str, Form()] = "",
+    ) -> Response:
+        """The page's upload form: the API's submission path; the job's page next, or the form with the reason."""
+        user, csrf_expected = page_user(request)
+        if user is None:
+            return signed_out()
+        check_csrf(request, csrf)
+        try:
+            count, length = int(episodes), int(episode_length) if episode_length.strip() else None
+            if not 1 <= count <= MAX_EPISODES:
+                raise HTTPException(422, f"episodes must be 1 to {MAX_EPISODES}, got {count}")
+            if length is not None and not 1 <= length <= MAX_EPISODE_LENGTH:
+                raise HTTPException(422, f"episode length must be 1 to {MAX_EPISODE_LENGTH} policy steps")
+            job = await submit_job(user, policy, metadata, count, int(level) if level.strip() else None, int(seed),
+                                   length, None)
+        except (HTTPException, ValueError) as err:
+            status = err.status_code if isinstance(err, HTTPException) else 422
+            detail = err.detail if isinstance(err, HTTPException) else f"not a number: {err}"
+            jobs = store.jobs(user)
+            return HTMLResponse(pages.jobs_page(user, jobs, store.waiting(jobs), csrf=csrf_expected,
+                                                error=str(detail)), status_code=status)
+        return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
     @app.get("/robots", response_class=HTMLResponse)
     def robots_page(request: Request) -> Response:
-        user = store.user_for_token(_token(request))
+        user, csrf = page_user(request)
         if user is None:
-            return HTMLResponse(pages.login_page(), status_code=401)
-        return HTMLResponse(pages.robots_page(store.robots()))
+            return signed_out()
+        return HTMLResponse(pages.robots_page(store.robots(), csrf=csrf))
 
     @app.get("/jobs/{job_id}", response_class=HTMLResponse)
     def job_page(job_id: str, request: Request) -> Response:
-        user = store.user_for_token(_token(request))
+        user, csrf = page_user(request)
         if user is None:
-            return HTMLResponse(pages.login_page(), status_code=401)
+            return signed_out()
         job = own_job(job_id, user)
         results = job_dir(job_id) / "results"
         files = sorted(str(p.relative_to(results)) for p in results.rglob("*") if p.is_file()) if results.is_dir() \
             else []
-        return HTMLResponse(pages.job_page(job, files, job_view(job, events=True)))
+        return HTMLResponse(pages.job_page(job, files, job_view(job, events=True), csrf=csrf))
 
     return app
 

@@ -21,6 +21,7 @@ import zipfile
 from pathlib import Path
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
+TOKEN_ENV = "S2R_FARM_TOKEN"
 STATE_FILE = "farm-up.json"
 """`farm up` keeps the pids of its server and workers in DATA_DIR/farm-up.json (rewritten on every restart)."""
 
@@ -86,7 +87,8 @@ def _server(args: argparse.Namespace):
 
     from trifinger_s2r.farm.api import create_app
 
-    config = uvicorn.Config(create_app(_settings(args)), host=args.host, port=args.port, log_level="warning")
+    config = uvicorn.Config(create_app(_settings(args)), host=args.host, port=args.port, log_level="warning",
+                            access_log=False)  # no line per request: workers poll every second
     return uvicorn.Server(config)
 
 
@@ -109,13 +111,15 @@ def _die_with_parent() -> None:
 class _Child:
     """A supervised process of `farm up`: restarted when it exits, with a growing pause if it keeps dying fast."""
 
-    def __init__(self, name: str, command: list[str]) -> None:
+    def __init__(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
+        """env: added to this process's environment (secrets go here, not into the command line `ps` shows)."""
         self.name, self.command, self.starts, self.quick_exits = name, command, 0, 0
+        self.env = {**os.environ, **env} if env else None
         self.proc: subprocess.Popen | None = None
         self.started_at = self.next_start = 0.0
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.command, stdout=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, env=self.env,
                                      preexec_fn=_die_with_parent)  # noqa: PLW1509 (farm up runs no thread)
         self.starts += 1
         self.started_at = time.monotonic()
@@ -200,9 +204,10 @@ def cmd_up(args: argparse.Namespace) -> None:
                                    *(["--no-precheck"] if args.no_precheck else [])])
     names = [f"sim-robot-{i}" for i in range(args.robots)]
     workers = {name: _Child(f"{name}'s worker", [
-        *cli, "worker", "--server", url, "--token", robot_token, "--robot", name, "--calibration-index", str(index),
+        *cli, "worker", "--server", url, "--robot", name, "--calibration-index", str(index),
         "--work-dir", str(data_dir / "workers" / name), "--poll-interval-s", str(args.poll_interval_s),
-        "--heartbeat-interval-s", str(args.heartbeat_interval_s), *(["--no-video"] if args.no_video else [])])
+        "--heartbeat-interval-s", str(args.heartbeat_interval_s), *(["--no-video"] if args.no_video else [])],
+        env={TOKEN_ENV: robot_token})  # by environment: a command line is visible to every user in `ps`
         for index, name in enumerate(names)}
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -233,8 +238,9 @@ def cmd_worker(args: argparse.Namespace) -> None:
     from trifinger_s2r.farm.worker import FarmWorker, WorkerConfig, calibration_for, load_calibration
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per poll and heartbeat
     if not args.token:
-        raise SystemExit("farm worker: no robot token; pass --token or set S2R_FARM_TOKEN")
+        raise SystemExit(f"farm worker: no robot token; set {TOKEN_ENV} (or pass --token)")
     calibration = calibration_for(args.calibration_index) if args.calibration_index is not None \
         else load_calibration(args.calibration)
     cfg = WorkerConfig(server_url=args.server, token=args.token, robot_name=args.robot, calibration=calibration,
@@ -308,7 +314,8 @@ def add_farm_parser(sub) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--server", default=os.environ.get("S2R_FARM_URL", DEFAULT_SERVER),
                         help="farm server URL (env S2R_FARM_URL)")
-    common.add_argument("--token", default=os.environ.get("S2R_FARM_TOKEN"), help="API token (env S2R_FARM_TOKEN)")
+    common.add_argument("--token", default=os.environ.get(TOKEN_ENV),
+                        help=f"API token (better: env {TOKEN_ENV}; a command line shows in `ps`)")
     common.add_argument("--json", action="store_true", help="print one JSON object")
     serving = argparse.ArgumentParser(add_help=False)
     serving.add_argument("--db", default="sqlite:///farm.db", help="SQLAlchemy URL: sqlite:///FILE or postgresql://")

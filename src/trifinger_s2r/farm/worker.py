@@ -200,14 +200,19 @@ class FarmWorker:
             log.warning("job %s is no longer %s's; not started", job_id, self.cfg.robot_name)
             return
         response.raise_for_status()
+        settings = job["settings"]
+        log.info("%s: job %s started (%s episodes, level %s)", self.cfg.robot_name, job_id, settings["episodes"],
+                 settings["level"])
         lost = threading.Event()
         beating = threading.Event()
         beater = threading.Thread(target=self._heartbeat, args=(job_id, beating, lost), daemon=True)
         beater.start()
         try:
-            archive = self._execute(job, work, lost)
+            archive, summary = self._execute(job, work, lost)
             self._upload(job_id, run_id, archive)
             self.jobs_done += 1
+            log.info("%s: job %s finished: success %.0f%% of %d episodes", self.cfg.robot_name, job_id,
+                     100 * summary["success_rate"], summary["episodes"])
         except JobLost:
             if self.stop.is_set() and not lost.is_set():
                 log.warning("worker stopping: job %s handed back", job_id)
@@ -258,7 +263,8 @@ class FarmWorker:
             except httpx.HTTPError as err:
                 log.warning("heartbeat failed (%s)", err)
 
-    def _execute(self, job: dict, work: Path, lost: threading.Event) -> bytes:
+    def _execute(self, job: dict, work: Path, lost: threading.Event) -> tuple[bytes, dict]:
+        """Run the job; its results as a zip archive, and the summary."""
         policy_dir = work / "policy"
         policy_dir.mkdir(parents=True)
         for name in (ONNX_FILE, METADATA_FILE):
@@ -271,13 +277,13 @@ class FarmWorker:
                            episode_length_steps=settings.get("episode_length_steps"))
         results = work / "results"
         try:
-            run_deployment(policy, policy.metadata, self.robot, cfg, results, policy_name=f"job {job['job_id']}",
+            summary = run_deployment(policy, policy.metadata, self.robot, cfg, results, policy_name=f"job {job['job_id']}",
                            video_path=results / "video.mp4" if self.cfg.video else None,
                            should_stop=lambda: lost.is_set() or self.stop.is_set())
         except DeploymentStopped:
             raise JobLost(job["job_id"]) from None
         plot_errors(results)
-        return zip_folder(results)
+        return zip_folder(results), summary
 
 
 def calibration_for(index: int, seed: int = 0) -> RobotCalibration:
