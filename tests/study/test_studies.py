@@ -10,11 +10,14 @@ from contextlib import redirect_stdout
 import pytest
 
 from trifinger_s2r.cli import main
+from trifinger_s2r.study.render import render_unavailable
 
 TINY = ["--num-envs", "8", "--budget-steps", "64", "--seeds", "1", "--episodes", "2",
         "--set", "env.task.episode_length_steps=10"]
 """One PPO iteration of 8 envs x 24 steps per agent, 10-step episodes, 2 evaluation episodes per platform."""
 OBJECTS = ["cube", "cube_x0.5", "cube_x2", "cuboid", "sphere"]
+RENDERS = render_unavailable() is None
+"""MuJoCo videos need EGL or OSMesa; PyBullet's camera needs nothing."""
 SUMMARY_KEYS = {"success_rate", "ci80_low", "ci80_high", "episodes", "mean_position_error_m",
                 "mean_orientation_error_rad"}
 
@@ -58,7 +61,7 @@ class TestTrainingStudies:
             assert (out / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
             assert f"]({figure})" in (out / "report.md").read_text()
         videos = [v for agent in result["agents"].values() for v in agent["runs"][0]["videos"]]
-        assert len(videos) == 4 and all(_is_h264(out / v) for v in videos)
+        assert len(videos) == (4 if RENDERS else 2) and all(_is_h264(out / v) for v in videos)
 
     def test_without_randomisation_trains_without_it_and_is_judged_with_it(self, randomization_run):
         out, _ = randomization_run
@@ -88,7 +91,10 @@ class TestRobustness:
         assert result["study"] == "robustness" and result["platform"] == "mujoco" and result["level"] == 1
         assert list(result["results"]) == OBJECTS
         assert all(SUMMARY_KEYS <= set(r) and r["episodes"] == 2 for r in result["results"].values())
-        assert all(_is_h264(tmp_path / v) for v in result["videos"].values()) and len(result["videos"]) == 5
+        if RENDERS:
+            assert all(_is_h264(tmp_path / v) for v in result["videos"].values()) and len(result["videos"]) == 5
+        else:  # no headless OpenGL on this machine: the study says so instead of filming
+            assert result["videos"] == {} and "OpenGL" in result["video_note"]
         assert (tmp_path / "robustness.png").read_bytes()[:4] == b"\x89PNG"
         assert "](robustness.png)" in (tmp_path / "report.md").read_text()
 
