@@ -16,7 +16,7 @@ import torch
 
 from trifinger_s2r.envs.repose_env import ReposeEnv
 from trifinger_s2r.eval.metrics import success_summary
-from trifinger_s2r.eval.rollouts import MAX_PARALLEL_EPISODES
+from trifinger_s2r.eval.rollouts import evaluate
 from trifinger_s2r.policies import Policy
 from trifinger_s2r.robot.objects import variant
 from trifinger_s2r.study.object_env import ObjectEnv, goal_positions, start_positions, start_quats
@@ -34,44 +34,16 @@ def outcome_caption(label: str, success: bool, position_error_m: float) -> str:
 
 def run_mujoco(policy: Policy, cfg: TrainConfig, obj: str, episodes: int, seed: int = 0,
                video_path: Path | None = None, label: str = "") -> dict:
-    """`episodes` episodes of cfg's task with obj in place of the cube, in rounds of at most 256 parallel envs seeded
-    as eval.rollouts.evaluate seeds them; the first env of the first round is filmed to video_path."""
-    if episodes <= 0:
-        raise ValueError(f"episodes must be positive, got {episodes}")
-    success, pos_err, rot_err = [], [], []
-    remaining, round_index = episodes, 0
-    while remaining > 0:
-        n = min(remaining, MAX_PARALLEL_EPISODES)
-        env_cfg = dataclasses.replace(cfg.env, num_envs=n, seed=seed + 1000 * round_index)
+    """`episodes` episodes of cfg's task with obj in place of the cube, run and seeded as eval.rollouts.evaluate
+    runs them (it is that function); the first env of the first round is filmed to video_path."""
+
+    def make_env(env_cfg) -> ReposeEnv:
         if obj == "cube":
-            env = ReposeEnv(env_cfg)
-        else:
-            env = ObjectEnv(dataclasses.replace(env_cfg, backend="mujoco", device="cpu"), obj)
-        filming = video_path is not None and round_index == 0
-        log = _run_round(policy, env, _MujocoRecorder(env, obj, video_path, label) if filming else None)
-        success.append(log["Episode/success_rate"])
-        pos_err.append(log["Episode/final_position_error_m"])
-        rot_err.append(log["Episode/final_orientation_error_rad"])
-        remaining -= n
-        round_index += 1
-    return success_summary(torch.cat(success).bool().tolist(), torch.cat(pos_err).tolist(),
-                           torch.cat(rot_err).tolist(), cfg.env.task.level)
+            return ReposeEnv(env_cfg)
+        return ObjectEnv(dataclasses.replace(env_cfg, backend="mujoco", device="cpu"), obj)
 
-
-def _run_round(policy: Policy, env: ReposeEnv, recorder: _MujocoRecorder | None) -> dict:
-    """One synchronised episode in every env; returns the episode log of its final step."""
-    obs = env.get_observations()
-    with torch.inference_mode():
-        for step in range(env.max_episode_length):
-            obs, _, dones, extras = env.step(policy(obs))
-            if recorder is not None and step < env.max_episode_length - 1:  # the last step has reset the envs
-                recorder(step)
-    if not dones.all() or "Episode/success_rate" not in extras["log"]:
-        raise RuntimeError("episodes did not all end together (a simulation diverged?)")
-    log = extras["log"]
-    if recorder is not None:
-        recorder.finish(bool(log["Episode/success_rate"][0]), float(log["Episode/final_position_error_m"][0]))
-    return log
+    recorder = None if video_path is None else (lambda env: _MujocoRecorder(env, obj, video_path, label))
+    return evaluate(policy, cfg, episodes, seed, make_env=make_env, recorder=recorder)
 
 
 class _MujocoRecorder:
