@@ -133,21 +133,43 @@ class _GraspMaker:
             q = np.clip(q, low, high)
         return q if np.abs(error).max() < 2e-3 else None
 
-    def _settle(self, qpos: np.ndarray, pos: np.ndarray, squeeze_targets: np.ndarray):
+    def _impedance_torque(self, squeeze_targets: np.ndarray) -> np.ndarray:
+        """J^T F towards the squeeze targets, plus gravity compensation, within the motor limit."""
         m, d, spec, sites = self.model, self.data, self.spec, self.ix.fingertip_sites
+        jac = np.zeros((3, m.nv))
+        torque = d.qfrc_bias[: tp.NUM_JOINTS].copy()
+        for f in range(3):
+            mujoco.mj_jacSite(m, d, jac, None, int(sites[f]))
+            j = jac[:, 3 * f: 3 * f + 3]
+            tip_vel = j @ d.qvel[3 * f: 3 * f + 3]
+            force = spec.stiffness_npm * (squeeze_targets[f] - d.site_xpos[sites[f]]) - spec.damping_nspm * tip_vel
+            torque[3 * f: 3 * f + 3] += j.T @ force
+        return np.clip(torque, -tp.MAX_TORQUE_NM, tp.MAX_TORQUE_NM)
+
+    def hold(self, duration_s: float, control_period_s: float) -> bool:
+        """Whether the current grasp keeps the cube above 5 cm for duration_s under the impedance controller run
+        every control_period_s (a policy's rate), squeezing 1.5 cm towards the cube's centre."""
+        m, d, ix = self.model, self.data, self.ix
+        tips = d.site_xpos[ix.fingertip_sites].copy()
+        centre = d.qpos[ix.cube_qpos: ix.cube_qpos + 3].copy()
+        inward = (centre - tips) / np.linalg.norm(centre - tips, axis=1, keepdims=True)
+        targets = tips + self.spec.squeeze_depth_m * inward
+        d.qvel[:] = 0.0
+        mujoco.mj_forward(m, d)
+        every = max(1, round(control_period_s / m.opt.timestep))
+        for step in range(round(duration_s / m.opt.timestep)):
+            if step % every == 0:
+                d.ctrl[:] = self._impedance_torque(targets)
+            mujoco.mj_step(m, d)
+        return bool(d.qpos[ix.cube_qpos + 2] > 0.05)
+
+    def _settle(self, qpos: np.ndarray, pos: np.ndarray, squeeze_targets: np.ndarray):
+        m, d, spec = self.model, self.data, self.spec
         quat = d.qpos[self.ix.cube_qpos + 3: self.ix.cube_qpos + 7].copy()
         self._set(qpos, pos, quat)
         mujoco.mj_forward(m, d)
-        jac = np.zeros((3, m.nv))
         for _ in range(int(spec.settle_s / m.opt.timestep)):
-            torque = d.qfrc_bias[: tp.NUM_JOINTS].copy()
-            for f in range(3):
-                mujoco.mj_jacSite(m, d, jac, None, int(sites[f]))
-                j = jac[:, 3 * f: 3 * f + 3]
-                tip_vel = j @ d.qvel[3 * f: 3 * f + 3]
-                force = spec.stiffness_npm * (squeeze_targets[f] - d.site_xpos[sites[f]]) - spec.damping_nspm * tip_vel
-                torque[3 * f: 3 * f + 3] += j.T @ force
-            d.ctrl[:] = np.clip(torque, -tp.MAX_TORQUE_NM, tp.MAX_TORQUE_NM)
+            d.ctrl[:] = self._impedance_torque(squeeze_targets)
             mujoco.mj_step(m, d)
         cube_pos = d.qpos[self.ix.cube_qpos: self.ix.cube_qpos + 3].copy()
         cube_quat = d.qpos[self.ix.cube_qpos + 3: self.ix.cube_qpos + 7].copy()
@@ -175,12 +197,29 @@ def make_grasps(count: int, seed: int = 0, spec: GraspSpec = GraspSpec(), max_tr
     return Grasps(q, p, r)
 
 
+def holding_share(count: int, seed: int, duration_s: float, control_period_s: float) -> tuple[int, int]:
+    """(held, made): of `count` fresh grasps, how many the impedance controller at control_period_s keeps up."""
+    maker, rng = _GraspMaker(GraspSpec()), np.random.default_rng(seed)
+    made = held = 0
+    while made < count:
+        if maker.make(rng) is not None:
+            made += 1
+            held += maker.hold(duration_s, control_period_s)
+    return held, made
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Regenerate the shipped cache of lifted-cube grasps.")
     parser.add_argument("--count", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=GRASPS_FILE)
+    parser.add_argument("--check-hold", action="store_true",
+                        help="instead: how many of --count fresh grasps a 50 Hz impedance controller holds for 2 s")
     args = parser.parse_args()
+    if args.check_hold:
+        held, made = holding_share(args.count, args.seed, duration_s=2.0, control_period_s=0.02)
+        print(f"{held} of {made} grasps held for 2 s by the impedance controller at 50 Hz")
+        return
     grasps = make_grasps(args.count, args.seed)
     grasps.save(args.out)
     print(f"{len(grasps)} grasps -> {args.out}")
