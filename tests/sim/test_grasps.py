@@ -3,7 +3,7 @@ import torch
 
 from trifinger_s2r.envs.repose_env import EnvConfig, ReposeEnv
 from trifinger_s2r.robot import cube
-from trifinger_s2r.sim.grasps import Grasps, GraspSpec, make_grasps
+from trifinger_s2r.sim.grasps import Grasps, GraspSpec, holding_share, make_grasps
 from trifinger_s2r.task.config import TaskConfig
 
 
