@@ -104,3 +104,17 @@ class TestWrongPolicyReferences:
     def test_an_empty_folder_is_not_a_bundle(self, tmp_path):
         with pytest.raises(FileNotFoundError, match="not a policy bundle"):
             bundle_dir(tmp_path)
+
+
+def test_export_prints_no_exporter_notices(tmp_path):
+    """torch.onnx's per-op torchvision warnings and pytree's FutureWarning are not for the user's terminal."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    checkpoint = Path(__file__).parents[2] / "checkpoints" / "repose-cpu" / "model_600.pt"
+    command = [sys.executable, "-m", "trifinger_s2r.cli", "export", "--checkpoint", str(checkpoint), "--out",
+               str(tmp_path / "bundle"), "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
+    assert "torchvision" not in done.stderr and "FutureWarning" not in done.stderr
+    assert (tmp_path / "bundle" / METADATA_FILE).is_file()

@@ -11,6 +11,8 @@ import dataclasses
 import datetime
 import io
 import json
+import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -105,13 +107,27 @@ def export_checkpoint(checkpoint: Path, out_dir: Path) -> Path:
     module = policy.as_onnx(verbose=False).to("cpu").eval()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), _quiet_exporter():
         torch.onnx.export(
             module, module.get_dummy_inputs(), str(out_dir / ONNX_FILE), input_names=["obs"], output_names=["actions"],
             dynamic_shapes=({0: torch.export.Dim("batch")},), opset_version=18, external_data=False,
         )
     (out_dir / METADATA_FILE).write_text(json.dumps(policy_metadata(cfg), indent=2))
     return out_dir
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """torch.onnx logs a warning per torchvision op it cannot register and pytree a FutureWarning: not the user's."""
+    onnx_log = logging.getLogger("torch.onnx")
+    level = onnx_log.level
+    onnx_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        onnx_log.setLevel(level)
 
 
 class OnnxPolicy:
