@@ -68,7 +68,8 @@ def _cmd_bench_train(args: argparse.Namespace) -> None:
     from trifinger_s2r.bench.train_bench import TrainBenchConfig, run
 
     cfg = TrainBenchConfig(preset=args.preset, iterations=args.iterations, num_envs=args.num_envs,
-                           torch_threads=args.torch_threads or 0, paper_networks=args.paper_networks,
+                           torch_threads=1 if args.torch_threads is None else args.torch_threads,
+                           paper_networks=args.paper_networks,
                            overrides=tuple(args.set))
     try:
         result = run(cfg)
@@ -308,7 +309,7 @@ def _add_study_parser(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trifinger-s2r", description=__doc__)
     parser.add_argument("--torch-threads", type=_positive_int,
-                        help="torch intra-op threads (default: 1 for benchmarks, all cores for training)")
+                        help="torch intra-op threads (default 1: a multi-threaded update collapses when a core is busy)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a PPO policy (rsl_rl) on the reposing task")

@@ -20,8 +20,8 @@ class TrainBenchConfig:
     iterations: int = 4
     """Timed iterations; one more runs first as warm-up."""
     num_envs: int | None = None
-    torch_threads: int = 0
-    """0: all cores."""
+    torch_threads: int = 1
+    """As training's default; 0: all cores."""
     paper_networks: bool = False
     """Use the paper's MLP sizes instead of the preset's."""
     overrides: tuple[str, ...] = ()

@@ -84,9 +84,10 @@ class TrainConfig:
     max_minutes: float = 0.0
     """Wall-clock budget of one `train` call (0: none): the run stops after the iteration that crosses it and saves
     a checkpoint; `--resume` continues from there."""
-    torch_threads: int = 0
-    """Learner threads (0: all cores). Rollout and PPO update run one after the other, so the learner can have every
-    core: on the 2-core machine 2 threads gave 1.6x the samples/s of 1 (docs/benchmarks.md)."""
+    torch_threads: int = 1
+    """Learner threads (0: all cores). One: a multi-threaded PPO update collapses when anything else wants a core
+    (2 threads: 9.8K samples/s alone, 2.1K with one core busy; 1 thread: 7.8K and 6.2K, the simulation keeping all
+    cores; docs/benchmarks.md); on a quiet machine all cores are ~1.26x faster."""
 
     def __post_init__(self) -> None:
         for name in ("num_steps_per_env", "max_iterations", "save_interval"):
