@@ -96,12 +96,14 @@ def simulation_precheck(bundle: Path, steps: int = PRECHECK_STEPS) -> PrecheckRe
     import torch
 
     from trifinger_s2r.envs.repose_env import EnvConfig, ReposeEnv
-    from trifinger_s2r.export.policy_bundle import OnnxPolicy
+    from trifinger_s2r.policies import load_bundle_policy
+    from trifinger_s2r.task.config import for_evaluation
     from trifinger_s2r.train.config import config_from_dict
 
-    policy = OnnxPolicy(bundle)
+    policy = load_bundle_policy(bundle)
     train_cfg = config_from_dict(policy.metadata["train_config"])
-    env = ReposeEnv(EnvConfig(num_envs=PRECHECK_ENVS, num_threads=1, seed=0, task=train_cfg.env.task))
+    task = for_evaluation(train_cfg.env.task)  # the episodes a robot runs: on-table starts, the level's goals
+    env = ReposeEnv(EnvConfig(num_envs=PRECHECK_ENVS, num_threads=1, seed=0, task=task))
     low = torch.tensor(tp.per_finger(tp.HARD_LIMIT_LOWER_RAD))
     high = torch.tensor(tp.per_finger(tp.HARD_LIMIT_UPPER_RAD))
     obs, saturated = env.get_observations(), 0

@@ -30,8 +30,9 @@ from trifinger_s2r.deploy.platform import PyBulletRobot, RealRobot, RobotCalibra
 from trifinger_s2r.deploy.plots import plot_errors
 from trifinger_s2r.deploy.session import DeployConfig, DeploymentStopped, run_deployment
 from trifinger_s2r.deploy.tracker import CONFIDENCE_THRESHOLD, TrackerConfig
-from trifinger_s2r.export.policy_bundle import METADATA_FILE, ONNX_FILE, OnnxPolicy
+from trifinger_s2r.export.policy_bundle import METADATA_FILE, ONNX_FILE
 from trifinger_s2r.farm.archive import zip_folder
+from trifinger_s2r.policies import load_bundle_policy
 from trifinger_s2r.robot import cube
 from trifinger_s2r.robot import trifinger_pro as tp
 
@@ -271,7 +272,7 @@ class FarmWorker:
             response = self.client.get(self._url(f"/jobs/{job['job_id']}/policy/{name}"), headers=self._auth)
             response.raise_for_status()
             (policy_dir / name).write_bytes(response.content)
-        policy = OnnxPolicy(policy_dir)
+        policy = load_bundle_policy(policy_dir)
         settings = job["settings"]
         cfg = DeployConfig(episodes=settings["episodes"], level=settings["level"], seed=settings["seed"],
                            episode_length_steps=settings.get("episode_length_steps"))
