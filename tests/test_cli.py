@@ -91,6 +91,6 @@ def test_farm_http_commands_do_not_load_the_training_stack():
     ("statuses", {"ok": 2}, '{"ok": 2}'), ("env_over_raw", 0.87654321, "0.8765"),
 ])
 def test_tables_show_numbers_as_people_read_them(key, value, shown):
-    from trifinger_s2r.cli import format_value
+    from trifinger_s2r.clitools import format_value
 
     assert format_value(key, value) == shown
