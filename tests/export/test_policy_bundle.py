@@ -112,7 +112,7 @@ def test_export_prints_no_exporter_notices(tmp_path):
     import sys
     from pathlib import Path
 
-    checkpoint = Path(__file__).parents[2] / "checkpoints" / "repose-cpu" / "model_600.pt"
+    checkpoint = next((Path(__file__).parents[2] / "checkpoints" / "repose-cpu").glob("model_*.pt"))
     command = [sys.executable, "-m", "trifinger_s2r.cli", "export", "--checkpoint", str(checkpoint), "--out",
                str(tmp_path / "bundle"), "--json"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
