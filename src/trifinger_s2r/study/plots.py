@@ -46,12 +46,7 @@ def success_bars(path: Path, groups: Sequence[str], series: dict[str, Sequence[d
     ax.set_ylabel("success rate (80% Wilson CI)")
     ax.set_title(textwrap.fill(title, 70), fontsize=9)
     ax.legend(fontsize=8, loc="upper right")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def learning_curves(path: Path, curves: dict[str, Sequence[Sequence[tuple[int, float | None]]]], title: str) -> Path:
@@ -78,6 +73,10 @@ def learning_curves(path: Path, curves: dict[str, Sequence[Sequence[tuple[int, f
     ax.set_ylim(0, 1.02)
     ax.set_title(textwrap.fill(title, 70), fontsize=9)
     ax.legend(fontsize=8)
+    return _save(plt, fig, path)
+
+
+def _save(plt, fig, path: Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
