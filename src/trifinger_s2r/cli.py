@@ -81,6 +81,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
         init_from=args.init_from,
         torch_threads=args.torch_threads,
     )
+    if args.calibration:
+        cfg = _with_calibration(cfg, args.calibration)
     try:
         cfg = apply_overrides(cfg, args.set)
     except ValueError as err:
@@ -97,6 +99,23 @@ def _cmd_train(args: argparse.Namespace) -> None:
         result = {"preset": args.preset if args.resume else name, "run_dir": str(run_dir),
                   "checkpoint": str(checkpoint), "world_size": group.world_size}
         _print_result(result, args.json)
+
+
+def _with_calibration(cfg, path: str):
+    """cfg with its randomisation ranges centred on the calibration file's values, and the calibration recorded."""
+    import json
+    from dataclasses import replace
+
+    from trifinger_s2r.calibration.ranges import load_calibration_file, randomization_from_calibration
+
+    try:
+        calibration = load_calibration_file(path)
+        task = cfg.env.task
+        ranges = randomization_from_calibration(calibration, task.randomization)
+    except ValueError as err:
+        raise SystemExit(f"trifinger-s2r train --calibration: {err}") from None
+    task = replace(task, randomization=ranges)
+    return replace(cfg, env=replace(cfg.env, task=task), calibration=json.dumps(calibration, sort_keys=True))
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
@@ -144,20 +163,38 @@ def _cmd_deploy(args: argparse.Namespace) -> None:
     from trifinger_s2r.deploy.tracker import TrackerConfig
     from trifinger_s2r.policies import load_bundle_policy
 
-    try:
-        policy = load_bundle_policy(args.policy)
-    except (FileNotFoundError, ValueError) as err:
-        raise SystemExit(f"--policy {args.policy}: {err}") from None
     if args.platform == "pybullet":
         robot = PyBulletRobot(tracker=TrackerConfig(enabled=not args.no_tracker_noise), seed=args.seed)
     else:
         robot = RealRobot()
+    if args.excitation:
+        _deploy_excitation(args, robot)
+        return
+    try:
+        policy = load_bundle_policy(args.policy)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"--policy {args.policy}: {err}") from None
     cfg = DeployConfig(episodes=args.episodes, level=args.level, seed=args.seed,
                        episode_length_steps=args.episode_length)
     log_dir = Path(args.log_dir) if args.log_dir else None
     video = Path(args.video) if args.video else None
     summary = run_deployment(policy, policy.metadata, robot, cfg, log_dir, args.policy, video_path=video)
     _print_result(summary, args.json)
+
+
+def _deploy_excitation(args: argparse.Namespace, robot) -> None:
+    """`deploy --excitation`: the scripted excitation instead of a policy, logged for `calibrate`."""
+    from pathlib import Path
+
+    from trifinger_s2r.calibration.excitation import ExcitationConfig, run_excitation
+
+    if not args.log_dir:
+        raise SystemExit("trifinger-s2r deploy --excitation: --log-dir is needed (the logs are what it makes)")
+    try:
+        report = run_excitation(robot, ExcitationConfig(seed=args.seed), args.episodes, Path(args.log_dir))
+    except (FileExistsError, ValueError) as err:
+        raise SystemExit(f"trifinger-s2r deploy --excitation: {err}") from None
+    _print_result(report, args.json)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int)
     train.add_argument("--init-from", metavar="CHECKPOINT",
                        help="start from another run's actor and critic (fresh optimiser and iteration count)")
+    train.add_argument("--calibration", metavar="FILE",
+                       help="centre the randomisation ranges on a `calibrate` file's values (recorded in the config)")
     train.add_argument("--max-minutes", type=float,
                        help="wall-clock budget: stop after the iteration that crosses it, with a checkpoint")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -201,7 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     deploy = sub.add_parser("deploy", help="run an exported policy through the robot interface (1 kHz robot, "
                                            "50 Hz policy, 10 Hz camera) on PyBullet or a real TriFinger")
-    deploy.add_argument("--policy", required=True, help="an exported policy directory or pretrained:NAME")
+    what = deploy.add_mutually_exclusive_group(required=True)
+    what.add_argument("--policy", help="an exported policy directory or pretrained:NAME")
+    what.add_argument("--excitation", action="store_true",
+                      help="run the scripted excitation (joint sweeps, cube pushes) instead of a policy; needs "
+                           "--log-dir (the logs are for `calibrate`)")
     deploy.add_argument("--platform", choices=["pybullet", "real"], default="pybullet",
                         help="pybullet: trifinger_simulation's TriFingerPlatform; real: robot_fingers' front end")
     deploy.add_argument("--level", type=int, choices=[-1, 1, 2, 3, 4], help="goal level (default: the policy's)")
@@ -227,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     from trifinger_s2r.study.cli import add_study_parser
 
     add_study_parser(sub)
+    from trifinger_s2r.calibration.cli import add_parser as add_calibrate_parser
+
+    add_calibrate_parser(sub)
 
     bench = sub.add_parser("bench", help="throughput benchmarks")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)

@@ -86,7 +86,9 @@ class EpisodeRecord:
 
 
 ROBOT_KEYS = ("t", "timestamp_ms", "position_rad", "velocity_radps", "torque_nm", "tip_force", "desired_torque_nm",
-              "applied_torque_nm", "action_repetitions")
+              "applied_torque_nm", "action_repetitions", "commanded_torque_nm")
+"""commanded_torque_nm: the torque the runner asked for (a simulated robot's platform may report its own desired
+torque, e.g. scaled by its motor's torque constant; calibration needs what was asked)."""
 POLICY_KEYS = ("t", "observation", "action", "inference_s", "object_position_m", "object_quat_xyzw",
                "object_confidence", "camera_timestamp_s", "position_error_m", "orientation_error_rad")
 
@@ -199,10 +201,11 @@ class EpisodeRunner:
                 break
             last_action = np.clip(action, -1.0, 1.0)
             self._record_policy_step(record, t, obs, last_action, inference_s, pose, goal)
-            torque = platform.Action(torque=last_action * self.spec.torque_scale_nm)
+            commanded = last_action * self.spec.torque_scale_nm
+            torque = platform.Action(torque=commanded)
             for _ in range(self.spec.robot_steps_per_action):
                 t = platform.append_desired_action(torque)
-                self._record_robot_step(record, platform, t, counters)
+                record_robot_step(record, platform, t, counters, commanded)
             if self.on_policy_step is not None:
                 self.on_policy_step(step)
         else:
@@ -220,22 +223,6 @@ class EpisodeRunner:
                            ("camera_timestamp_s", pose.timestamp_s), ("position_error_m", pos_err),
                            ("orientation_error_rad", rot_err)):
             record.policy[key].append(value)
-
-    @staticmethod
-    def _record_robot_step(record: EpisodeRecord, platform: RobotPlatform, t: int, counters: dict) -> None:
-        observation = platform.get_robot_observation(t)
-        status = platform.get_robot_status(t)
-        repetitions = int(getattr(status, "action_repetitions", 0)) if status is not None else 0
-        counters["action_repetitions"] = max(counters["action_repetitions"], repetitions)
-        position, velocity = np.asarray(observation.position), np.asarray(observation.velocity)
-        soft_low, soft_high = tp.per_finger(tp.SOFT_LIMIT_LOWER_RAD), tp.per_finger(tp.SOFT_LIMIT_UPPER_RAD)
-        counters["soft_limit_steps"] += int(((position < soft_low) | (position > soft_high)).any())
-        counters["fast_joint_steps"] += int((np.abs(velocity) > tp.MAX_VELOCITY_RADPS).any())
-        values = (t, platform.get_timestamp_ms(t), position, velocity, np.asarray(observation.torque),
-                  np.asarray(observation.tip_force), np.asarray(platform.get_desired_action(t).torque),
-                  np.asarray(platform.get_applied_action(t).torque), repetitions)
-        for key, value in zip(ROBOT_KEYS, values, strict=True):
-            record.robot[key].append(value)
 
     @staticmethod
     def _safe_stop(platform: RobotPlatform) -> None:
@@ -259,6 +246,24 @@ class EpisodeRunner:
             action_repetitions=counters["action_repetitions"], max_inference_s=max(inference, default=0.0),
             soft_limit_steps=counters["soft_limit_steps"], fast_joint_steps=counters["fast_joint_steps"],
         )
+
+
+def record_robot_step(record: EpisodeRecord, platform: RobotPlatform, t: int, counters: dict,
+                      commanded_torque_nm: np.ndarray) -> None:
+    """Append robot step t to the record (and count repetitions, soft-limit and fast-joint steps)."""
+    observation = platform.get_robot_observation(t)
+    status = platform.get_robot_status(t)
+    repetitions = int(getattr(status, "action_repetitions", 0)) if status is not None else 0
+    counters["action_repetitions"] = max(counters["action_repetitions"], repetitions)
+    position, velocity = np.asarray(observation.position), np.asarray(observation.velocity)
+    soft_low, soft_high = tp.per_finger(tp.SOFT_LIMIT_LOWER_RAD), tp.per_finger(tp.SOFT_LIMIT_UPPER_RAD)
+    counters["soft_limit_steps"] += int(((position < soft_low) | (position > soft_high)).any())
+    counters["fast_joint_steps"] += int((np.abs(velocity) > tp.MAX_VELOCITY_RADPS).any())
+    values = (t, platform.get_timestamp_ms(t), position, velocity, np.asarray(observation.torque),
+              np.asarray(observation.tip_force), np.asarray(platform.get_desired_action(t).torque),
+              np.asarray(platform.get_applied_action(t).torque), repetitions, np.asarray(commanded_torque_nm, float))
+    for key, value in zip(ROBOT_KEYS, values, strict=True):
+        record.robot[key].append(value)
 
 
 def _errors(position_m: np.ndarray, quat_xyzw: np.ndarray, goal: Goal) -> tuple[float, float]:

@@ -26,6 +26,9 @@ from trifinger_s2r.eval.metrics import success_summary
 
 INFO_FILE = "info.json"
 REPORT_FILE = "report.json"
+LOG_FORMAT_VERSION = 2
+"""`format_version` in every log.npz: 2 added it and `robot_commanded_torque_nm` (trifinger_s2r.calibration reads
+version 2 only)."""
 
 
 class DeploymentStopped(RuntimeError):
@@ -138,6 +141,11 @@ def _video(path: Path, robot: Robot, goal: Goal, spec: PolicySpec):
 def _write_episode(folder: Path, goal: Goal, result: EpisodeResult, arrays: dict[str, np.ndarray]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     _write_json(folder / "goal.json", goal_json(goal))
-    np.savez_compressed(folder / "log.npz", **arrays)
+    write_log(folder / "log.npz", arrays)
     _write_json(folder / "result.json", asdict(result))
+
+
+def write_log(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """One episode's log.npz (compressed), with its format version."""
+    np.savez_compressed(path, format_version=np.int64(LOG_FORMAT_VERSION), **arrays)
 

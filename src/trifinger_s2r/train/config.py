@@ -38,6 +38,9 @@ class PPOConfig:
     """Learn the value in units normalised by running return statistics (the reference's `normalize_value`)."""
     bounds_loss_coef: float = 0.0
     """Weight of rl_games' bounds loss on action means beyond +-1.1 (the reference's 1e-4)."""
+    actor_warmup_iterations: int = 0
+    """The first this many updates train only the critic (the actor frozen): after a warm start (`imitate`, then
+    `--init-from`), a fresh critic's advantages would otherwise undo the imitated actor."""
     symmetry_augmentation: bool = False
     """Add each sample's scene turned by 120 and 240 degrees to every mini-batch (task.symmetry; the update then
     costs about 3x)."""
@@ -45,6 +48,8 @@ class PPOConfig:
     def __post_init__(self) -> None:
         if self.reward_scale <= 0:
             raise ValueError(f"ppo.reward_scale must be positive, got {self.reward_scale}")
+        if self.actor_warmup_iterations < 0:
+            raise ValueError(f"ppo.actor_warmup_iterations must be >= 0, got {self.actor_warmup_iterations}")
         if self.bounds_loss_coef < 0:
             raise ValueError(f"ppo.bounds_loss_coef must be >= 0, got {self.bounds_loss_coef}")
         if self.value_normalization and self.use_clipped_value_loss:
@@ -84,6 +89,9 @@ class TrainConfig:
     max_minutes: float = 0.0
     """Wall-clock budget of one `train` call (0: none): the run stops after the iteration that crosses it and saves
     a checkpoint; `--resume` continues from there."""
+    calibration: str = ""
+    """The calibration (`trifinger-s2r calibrate`'s JSON, as text) that `train --calibration` centred the
+    randomisation ranges on; recorded here so the run's config.json and the exported metadata carry it. Empty: none."""
     torch_threads: int = 1
     """Learner threads (0: all cores). One: a multi-threaded PPO update collapses when anything else wants a core
     (2 threads: 9.8K samples/s alone, 2.1K with one core busy; 1 thread: 7.8K and 6.2K, the simulation keeping all

@@ -1,0 +1,123 @@
+"""Fitting the physical parameters to logs (scipy's least squares on replay errors) and the camera delay to frame
+arrival times; each value with a spread (one standard deviation from the Jacobian at the solution)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from trifinger_s2r.calibration.logs import RobotLog
+from trifinger_s2r.calibration.params import PhysicalParams
+from trifinger_s2r.calibration.replay import ReplayConfig, Replayer, make_windows
+
+TYPICAL = PhysicalParams(
+    torque_scale=0.1, safety_kd_scale=0.3, joint_damping_upper=0.01, joint_damping_middle=0.01,
+    joint_damping_lower=0.01, joint_friction_upper_nm=0.01, joint_friction_middle_nm=0.01,
+    joint_friction_lower_nm=0.01, cube_mass_kg=0.03, cube_table_friction=0.3, finger_cube_friction=0.3,
+    contact_timeconst_s=0.01,
+)
+"""Each parameter's prior width: the fit works in units of these, and a weak prior pulls a parameter the logs say
+nothing about back to its nominal value by this much per unit of residual."""
+LOWER = PhysicalParams(torque_scale=0.3, safety_kd_scale=0.0, cube_mass_kg=0.01, cube_table_friction=0.01,
+                       finger_cube_friction=0.01, contact_timeconst_s=0.004)
+"""Bounds: a time constant below two 1 ms steps is unstable; the others must stay physical."""
+UPPER = PhysicalParams(torque_scale=2.0, safety_kd_scale=5.0, joint_damping_upper=0.2, joint_damping_middle=0.2,
+                       joint_damping_lower=0.2, joint_friction_upper_nm=0.1, joint_friction_middle_nm=0.1,
+                       joint_friction_lower_nm=0.1, cube_mass_kg=0.5, cube_table_friction=2.0,
+                       finger_cube_friction=2.0, contact_timeconst_s=0.1)
+FD_STEP = 0.05
+"""Finite-difference step in prior-width units."""
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+    max_evaluations: int = 12
+    """Evaluations of the replay error by the least-squares solver (each Jacobian replays every window once per
+    parameter, in one batch)."""
+    num_threads: int = 0
+
+
+@dataclass(frozen=True)
+class FitResult:
+    params: PhysicalParams
+    spread: PhysicalParams
+    before: dict
+    after: dict
+    windows: int
+    windows_cube_moved: int
+
+
+def fit_physics(logs: list[RobotLog], cfg: FitConfig | None = None, start: PhysicalParams | None = None,
+                progress=None) -> FitResult:
+    """Least-squares fit of every PhysicalParams field to the logs' replay windows, starting at `start` (also the
+    prior's centre; default our nominal robot)."""
+    cfg, start = cfg or FitConfig(), start or PhysicalParams()
+    windows = make_windows(logs, cfg.replay)
+    single = Replayer(windows, 1, cfg.replay, cfg.num_threads)
+    names = PhysicalParams.names()
+    many = Replayer(windows, len(names), cfg.replay, cfg.num_threads)
+    typical, x0 = TYPICAL.vector(), start.vector()
+
+    def to_params(z: np.ndarray) -> PhysicalParams:
+        return PhysicalParams.from_vector(x0 + z * typical)
+
+    def residuals(z: np.ndarray) -> np.ndarray:
+        return np.concatenate([single.residuals([to_params(z)])[0], z])
+
+    def jacobian(z: np.ndarray) -> np.ndarray:
+        base = residuals(z)
+        steps = [z + FD_STEP * np.eye(len(z))[i] for i in range(len(z))]
+        upper = (UPPER.vector() - x0) / typical
+        steps = [np.where(s > upper, z - FD_STEP * np.eye(len(z))[i], s) for i, s in enumerate(steps)]
+        data = many.residuals([to_params(s) for s in steps])
+        cols = [(np.concatenate([data[i], steps[i]]) - base) / (steps[i][i] - z[i]) for i in range(len(z))]
+        if progress is not None:
+            progress(f"cost {0.5 * float(base @ base):.1f} at {to_params(z)}")
+        return np.stack(cols, axis=1)
+
+    before = single.error_summary(start)
+    lower, upper = (LOWER.vector() - x0) / typical, (UPPER.vector() - x0) / typical
+    z_start = np.clip(np.zeros(len(names)), lower + 0.2, upper - 0.2)  # inside the bounds: a solver started on one
+    # truncates every step that points at it
+    solution = least_squares(residuals, z_start, jac=jacobian, bounds=(lower, upper), x_scale=1.0,
+                             max_nfev=cfg.max_evaluations, method="trf")
+    if progress is not None:
+        progress(f"least_squares: {solution.message} ({solution.nfev} evaluations)")
+    params = to_params(solution.x)
+    spread = _spread(solution.jac, solution.fun, typical)
+    return FitResult(params=params, spread=PhysicalParams.from_vector(spread), before=before,
+                     after=single.error_summary(params), windows=len(windows),
+                     windows_cube_moved=int(windows.cube_moved.sum()))
+
+
+def _spread(jac: np.ndarray, fun: np.ndarray, typical: np.ndarray) -> np.ndarray:
+    """One standard deviation per parameter: (J^T J)^-1 scaled by the residual variance (at least 1: residuals
+    are in units of their noise), in physical units."""
+    dof = max(1, len(fun) - jac.shape[1])
+    variance = max(1.0, float(fun @ fun) / dof)
+    covariance = np.linalg.pinv(jac.T @ jac) * variance
+    return np.sqrt(np.clip(np.diag(covariance), 0.0, None)) * typical
+
+
+def fit_camera_delay(logs: list[RobotLog]) -> tuple[float, float, float]:
+    """(delay_s, spread_s, jitter_s) of the camera: each frame's arrival is the first robot step (or read) that
+    shows its capture timestamp; the fixed delay is the smallest arrival lag (less half the read period, the
+    arrival's uncertainty), the jitter the range of the lags above it."""
+    lags, periods = [], []
+    for log in logs:
+        if log.camera_timestamp_per_step_s is not None:
+            times, stamps = log.timestamp_s, log.camera_timestamp_per_step_s
+        else:
+            times, stamps = log.timestamp_s[log.read_index], log.camera_timestamp_s
+        new = np.nonzero(np.diff(stamps) != 0)[0] + 1  # the first frame (already there at the start) is skipped
+        lags.append(times[new] - stamps[new])
+        periods.append(float(np.median(np.diff(times))))
+    all_lags = np.concatenate(lags)
+    if all_lags.size == 0:
+        raise ValueError("the logs hold no camera frame that arrived during the run")
+    half_period = 0.5 * max(periods)
+    delay = float(all_lags.min()) - half_period
+    return delay, half_period, float(all_lags.max() - all_lags.min())

@@ -1,0 +1,179 @@
+"""Replaying logged torques in MuJoCo over short windows that start from logged states.
+
+A window starts at a camera frame taken while the cube rested on the table (this frame and the one before agree
+within REST_TOLERANCE_M): the fingers start at the logged joint positions and velocities, the cube flat on the
+table at the frame's position and yaw. The logged commanded torques then drive the simulation at 1 kHz (one physics
+step per robot step) and the replay is compared with the log: joints every 20 ms, the cube at every camera frame
+inside the window. All windows, under every parameter set asked for, run as one `mujoco.batch` call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.spatial.transform import Rotation
+
+from trifinger_s2r.calibration.logs import RobotLog
+from trifinger_s2r.calibration.params import PhysicalParams, apply_params
+from trifinger_s2r.deploy.tracker import CONFIDENCE_THRESHOLD
+from trifinger_s2r.robot import cube
+from trifinger_s2r.robot import trifinger_pro as tp
+from trifinger_s2r.sim.mujoco_cpu import MujocoCpuBackend
+from trifinger_s2r.timing import ROBOT_RATE_HZ, Timing
+
+REST_TOLERANCE_M = 0.006
+"""Two frames closer than this (xy) show a resting cube: three times the tracker's 2 mm noise per axis."""
+MOVED_M = 0.01
+JOINT_STD_RAD = 0.002
+"""Residual scales: joint positions, joint velocities, cube positions (the tracker's noise)."""
+JOINT_VEL_STD_RADPS = 0.1
+CUBE_STD_M = 0.002
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    window_steps: int = 300
+    """Robot steps per window (0.3 s: three camera frames)."""
+    compare_every_steps: int = 20
+    max_windows: int = 64
+    """Windows in which the cube moves are kept first, then windows spread evenly over the logs."""
+
+    def __post_init__(self) -> None:
+        if self.window_steps <= 0 or self.window_steps % self.compare_every_steps:
+            raise ValueError("window_steps must be a positive multiple of compare_every_steps")
+
+
+@dataclass(frozen=True)
+class Windows:
+    """W windows of S robot steps, stacked."""
+
+    joint_pos0_rad: np.ndarray
+    """(W, 9)."""
+    joint_vel0_radps: np.ndarray
+    cube_pos0_m: np.ndarray
+    """(W, 3)."""
+    cube_quat0_xyzw: np.ndarray
+    torque_nm: np.ndarray
+    """(W, S, 9) commanded torques."""
+    joint_pos_rad: np.ndarray
+    """(W, K, 9) logged joints at every compare_every_steps step."""
+    joint_vel_radps: np.ndarray
+    cube_xy_m: np.ndarray
+    """(W, F, 2) logged cube position at the frames inside the window; F = S // camera period."""
+    cube_moved: np.ndarray
+    """(W,) bool: the cube moved more than MOVED_M within the window."""
+
+    def __len__(self) -> int:
+        return len(self.torque_nm)
+
+
+def fresh_frames(log: RobotLog) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each confident camera frame once: (capture row, position (3,), quat (4,)), in capture order."""
+    stamps = log.camera_timestamp_s
+    first = np.r_[True, np.diff(stamps) != 0]
+    keep = first & (log.object_confidence >= CONFIDENCE_THRESHOLD)
+    rows = np.searchsorted(log.timestamp_s, stamps[keep] - 0.5 * log.robot_dt_s)
+    return rows, log.object_position_m[keep], log.object_quat_xyzw[keep]
+
+
+def _rest_pose(position_m: np.ndarray, quat_xyzw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The cube flat on the table at the frame's position and yaw."""
+    yaw = Rotation.from_quat(quat_xyzw).as_euler("xyz")[2]
+    return np.array([position_m[0], position_m[1], cube.HALF_EDGE_M]), Rotation.from_euler("z", yaw).as_quat()
+
+
+def make_windows(logs: list[RobotLog], cfg: ReplayConfig) -> Windows:
+    """Every replay window of the logs, at most cfg.max_windows of them."""
+    period = ROBOT_RATE_HZ // 10
+    frames_per_window = cfg.window_steps // period
+    rows: list[dict] = []
+    for log in logs:
+        frame_rows, positions, quats = fresh_frames(log)
+        for i in range(1, len(frame_rows) - frames_per_window):
+            k = int(frame_rows[i])
+            later = frame_rows[i + 1 : i + 1 + frames_per_window]
+            if k + cfg.window_steps >= len(log.timestamp_s) or not np.array_equal(later - k, period * np.arange(
+                    1, frames_per_window + 1)):
+                continue  # a missed (low-confidence) frame inside the window
+            if np.linalg.norm(positions[i, :2] - positions[i - 1, :2]) > REST_TOLERANCE_M:
+                continue
+            if abs(positions[i, 2] - cube.HALF_EDGE_M) > 0.005:
+                continue
+            rows.append(_window(log, k, positions[i], quats[i], positions[i + 1 : i + 1 + frames_per_window], cfg))
+    if not rows:
+        raise ValueError("the logs hold no replay window (the cube never rested on the table between two frames)")
+    return _select(rows, cfg.max_windows)
+
+
+def _window(log: RobotLog, k: int, position: np.ndarray, quat: np.ndarray, later: np.ndarray,
+            cfg: ReplayConfig) -> dict:
+    compare = k + np.arange(cfg.compare_every_steps, cfg.window_steps + 1, cfg.compare_every_steps)
+    pos0, quat0 = _rest_pose(position, quat)
+    return {"joint_pos0_rad": log.joint_pos_rad[k], "joint_vel0_radps": log.joint_vel_radps[k], "cube_pos0_m": pos0,
+            "cube_quat0_xyzw": quat0, "torque_nm": log.torque_nm[k : k + cfg.window_steps],
+            "joint_pos_rad": log.joint_pos_rad[compare], "joint_vel_radps": log.joint_vel_radps[compare],
+            "cube_xy_m": later[:, :2],
+            "cube_moved": bool(np.linalg.norm(later[:, :2] - position[:2], axis=1).max() > MOVED_M)}
+
+
+def _select(rows: list[dict], limit: int) -> Windows:
+    moved = [r for r in rows if r["cube_moved"]][:limit]
+    rest = [r for r in rows if not r["cube_moved"]]
+    spare = limit - len(moved)
+    if spare > 0 and rest:
+        rest = [rest[i] for i in np.unique(np.linspace(0, len(rest) - 1, min(spare, len(rest))).astype(int))]
+    chosen = moved + (rest if spare > 0 else [])
+    return Windows(**{key: np.stack([r[key] for r in chosen]) for key in rows[0]})
+
+
+class Replayer:
+    """Replays the windows under C parameter sets at once (W * C envs); `residuals(params)` -> (C, R)."""
+
+    def __init__(self, windows: Windows, candidates: int, cfg: ReplayConfig, num_threads: int = 0) -> None:
+        self.windows, self.cfg, self.candidates = windows, cfg, candidates
+        self.backend = MujocoCpuBackend(len(windows) * candidates, Timing(ROBOT_RATE_HZ, ROBOT_RATE_HZ),
+                                        num_threads=num_threads)
+        self._qvel = self.backend.batch.bind("qvel")
+
+    def residuals(self, params: list[PhysicalParams]) -> np.ndarray:
+        """(C, R) normalised replay errors of each parameter set: joints, joint velocities, cube positions."""
+        if len(params) != self.candidates:
+            raise ValueError(f"{len(params)} parameter sets for a replayer of {self.candidates}")
+        w, cfg, backend = self.windows, self.cfg, self.backend
+        n = len(w)
+        scale = apply_params(backend, [p for p in params for _ in range(n)])  # (C * W, 1)
+        tile = lambda a: torch.as_tensor(np.tile(a, (self.candidates, 1)), dtype=torch.float32)
+        backend.reset(torch.arange(backend.num_envs), tile(w.joint_pos0_rad), tile(w.cube_pos0_m),
+                      tile(w.cube_quat0_xyzw))
+        self._qvel[:, : tp.NUM_JOINTS] = np.tile(w.joint_vel0_radps, (self.candidates, 1))
+        backend.batch.forward()
+        torque = np.tile(np.clip(w.torque_nm, -tp.MAX_TORQUE_NM, tp.MAX_TORQUE_NM), (self.candidates, 1, 1))
+        joints, velocities, cubes = [], [], []
+        period = ROBOT_RATE_HZ // 10
+        for step in range(cfg.window_steps):
+            backend.step(torch.from_numpy(torque[:, step] * scale))
+            if (step + 1) % cfg.compare_every_steps == 0:
+                state = backend.state()
+                joints.append(state.joint_pos_rad.double().numpy())
+                velocities.append(state.joint_vel_radps.double().numpy())
+                if (step + 1) % period == 0:
+                    cubes.append(state.cube_pos_m[:, :2].double().numpy())
+        c = self.candidates
+        joint_err = (np.stack(joints, 1).reshape(c, n, -1, 9) - w.joint_pos_rad) / JOINT_STD_RAD
+        vel_err = (np.stack(velocities, 1).reshape(c, n, -1, 9) - w.joint_vel_radps) / JOINT_VEL_STD_RADPS
+        cube_err = (np.stack(cubes, 1).reshape(c, n, -1, 2) - w.cube_xy_m) / CUBE_STD_M
+        parts = [joint_err.reshape(c, -1), vel_err.reshape(c, -1), cube_err.reshape(c, -1)]
+        return np.nan_to_num(np.concatenate(parts, axis=1), nan=1e3, posinf=1e3, neginf=-1e3)
+
+    def error_summary(self, params: PhysicalParams) -> dict:
+        """RMS replay errors of one parameter set (needs a replayer of one candidate), in physical units."""
+        r = self.residuals([params])[0]
+        n, k = len(self.windows), self.windows.joint_pos_rad.shape[1]
+        joints, rest = r[: n * k * 9], r[n * k * 9 :]
+        vel, cubes = rest[: n * k * 9], rest[n * k * 9 :]
+        return {"joint_position_rms_rad": float(np.sqrt(np.mean(joints**2))) * JOINT_STD_RAD,
+                "joint_velocity_rms_radps": float(np.sqrt(np.mean(vel**2))) * JOINT_VEL_STD_RADPS,
+                "cube_position_rms_m": float(np.sqrt(np.mean(cubes**2))) * CUBE_STD_M,
+                "normalised_rms": float(np.sqrt(np.mean(r**2)))}
