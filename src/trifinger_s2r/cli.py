@@ -308,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-FARM_HTTP_COMMANDS = ("submit", "status", "robots", "results", "user")
+FARM_HTTP_COMMANDS = ("submit", "excite", "status", "robots", "results", "user")
 """farm commands that only talk HTTP (or SQL): they never load torch, MuJoCo or the training stack."""
 
 

@@ -161,6 +161,20 @@ def create_app(settings: FarmSettings, store: JobStore | None = None) -> FastAPI
         job = await submit_job(user, policy, metadata, episodes, level, seed, episode_length, request_id)
         return {"job_id": job.id, "status": job.status}
 
+    @app.post("/api/jobs/excitation", status_code=201)
+    def submit_excitation(
+        user: Annotated[User, Depends(current_user)],
+        episodes: Annotated[int, Form(ge=1, le=MAX_EPISODES)] = 1,
+        seed: Annotated[int, Form()] = 0,
+        request_id: Annotated[str | None, Form(min_length=1, max_length=64)] = None,
+    ) -> dict:
+        """A scripted excitation instead of a policy (calibration.excitation): its logs are for `calibrate`."""
+        if request_id is not None and (earlier := store.job_for_request(user, request_id)) is not None:
+            return {"job_id": earlier.id, "status": earlier.status}
+        job = store.submit(user, {"kind": "excitation", "episodes": episodes, "seed": seed, "level": -1},
+                           request_id=request_id)
+        return {"job_id": job.id, "status": job.status}
+
     @app.get("/api/jobs")
     def list_jobs(user: Annotated[User, Depends(current_user)]) -> dict:
         jobs = store.jobs(user)

@@ -271,6 +271,12 @@ def cmd_submit(args: argparse.Namespace) -> None:
     _emit({"job_id": result["job_id"], "status": result["status"]}, args.json)
 
 
+def cmd_excite(args: argparse.Namespace) -> None:
+    data = {"episodes": str(args.episodes), "seed": str(args.seed)}
+    result = _checked(_call(args, "POST", "/api/jobs/excitation", data=data))
+    _emit({"job_id": result["job_id"], "status": result["status"]}, args.json)
+
+
 def cmd_status(args: argparse.Namespace) -> None:
     job = _checked(_call(args, "GET", f"/api/jobs/{args.job}"))
     if args.json:
@@ -356,6 +362,11 @@ def add_farm_parser(sub) -> None:
     submit.add_argument("--seed", type=int, default=0)
     submit.add_argument("--episode-length", type=int, help="policy steps per episode (default: the policy's)")
     submit.set_defaults(func=cmd_submit)
+    excite = fsub.add_parser("excite", parents=[common],
+                             help="queue a scripted excitation (no policy): logs for `trifinger-s2r calibrate`")
+    excite.add_argument("--episodes", type=int, default=1, help="excitation runs (about 18 s each)")
+    excite.add_argument("--seed", type=int, default=0)
+    excite.set_defaults(func=cmd_excite)
     status = fsub.add_parser("status", parents=[common], help="a job's status (and results when finished)")
     status.add_argument("job")
     status.set_defaults(func=cmd_status)

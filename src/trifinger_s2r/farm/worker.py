@@ -212,8 +212,11 @@ class FarmWorker:
             archive, summary = self._execute(job, work, lost)
             self._upload(job_id, run_id, archive)
             self.jobs_done += 1
-            log.info("%s: job %s finished: success %.0f%% of %d episodes", self.cfg.robot_name, job_id,
-                     100 * summary["success_rate"], summary["episodes"])
+            if "success_rate" in summary:
+                log.info("%s: job %s finished: success %.0f%% of %d episodes", self.cfg.robot_name, job_id,
+                         100 * summary["success_rate"], summary["episodes"])
+            else:
+                log.info("%s: job %s finished: %d excitation runs", self.cfg.robot_name, job_id, summary["episodes"])
         except JobLost:
             if self.stop.is_set() and not lost.is_set():
                 log.warning("worker stopping: job %s handed back", job_id)
@@ -266,6 +269,8 @@ class FarmWorker:
 
     def _execute(self, job: dict, work: Path, lost: threading.Event) -> tuple[bytes, dict]:
         """Run the job; its results as a zip archive, and the summary."""
+        if job["settings"].get("kind") == "excitation":
+            return self._excite(job, work)
         policy_dir = work / "policy"
         policy_dir.mkdir(parents=True)
         for name in (ONNX_FILE, METADATA_FILE):
@@ -285,6 +290,15 @@ class FarmWorker:
             raise JobLost(job["job_id"]) from None
         plot_errors(results)
         return zip_folder(results), summary
+
+
+    def _excite(self, job: dict, work: Path) -> tuple[bytes, dict]:
+        """An excitation job: the scripted excitation's logs (for `trifinger-s2r calibrate`) instead of a policy's."""
+        from trifinger_s2r.calibration.excitation import ExcitationConfig, run_excitation
+
+        settings, results = job["settings"], work / "results"
+        report = run_excitation(self.robot, ExcitationConfig(seed=settings["seed"]), settings["episodes"], results)
+        return zip_folder(results), report
 
 
 def calibration_for(index: int, seed: int = 0) -> RobotCalibration:

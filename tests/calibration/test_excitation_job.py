@@ -1,0 +1,42 @@
+"""The excitation job: the farm (and `deploy --excitation`) run the scripted excitation instead of a policy and
+return logs that `calibrate` reads."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+from tests.farm.conftest import auth, farm  # noqa: F401 (the farm fixture)
+from trifinger_s2r.calibration.logs import find_logs, read_log
+from trifinger_s2r.cli import main
+from trifinger_s2r.farm.worker import FarmWorker, WorkerConfig, calibration_for
+
+
+def test_a_farm_robot_runs_an_excitation_job_and_returns_calibration_logs(farm, tmp_path):  # noqa: F811
+    """The job succeeds on a calibrated PyBullet robot; its results hold a log.npz that calibration reads."""
+    client, store, _ = farm
+    token = store.add_user("ada")
+    worker = FarmWorker(WorkerConfig(server_url="http://testserver", token=store.add_user("robots", admin=True),
+                                     robot_name="sim-robot-1", calibration=calibration_for(1), work_dir=tmp_path / "w",
+                                     video=False), client=client)
+    response = client.post("/api/jobs/excitation", headers=auth(token), data={"episodes": "1", "seed": "3"})
+    assert response.status_code == 201, response.text
+    job_id = response.json()["job_id"]
+    assert worker.run_once()
+    job = client.get(f"/api/jobs/{job_id}", headers=auth(token)).json()
+    assert job["status"] == "succeeded", job
+    assert job["settings"]["kind"] == "excitation"
+    archive = client.get(f"/api/jobs/{job_id}/results", headers=auth(token))
+    zipfile.ZipFile(io.BytesIO(archive.content)).extractall(tmp_path / "results")
+    (log,) = find_logs([tmp_path / "results"])
+    assert read_log(log).camera_timestamp_per_step_s is not None
+
+
+def test_deploy_excitation_needs_a_log_dir():
+    """Without --log-dir there is nothing to keep: a one-line refusal."""
+    try:
+        main(["deploy", "--excitation", "--episodes", "1"])
+    except SystemExit as err:
+        assert "--log-dir is needed" in str(err)
+    else:
+        raise AssertionError("deploy --excitation without --log-dir ran")
