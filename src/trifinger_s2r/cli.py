@@ -270,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     from trifinger_s2r.study.cli import add_study_parser
 
     add_study_parser(sub)
+    from trifinger_s2r.train.imitation_cli import add_imitate_parser
+
+    add_imitate_parser(sub)
     from trifinger_s2r.calibration.cli import add_parser as add_calibrate_parser
 
     add_calibrate_parser(sub)

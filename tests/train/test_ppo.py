@@ -101,3 +101,32 @@ def test_reference_recipe_with_curriculum_trains_and_resume_restores_the_curricu
 def test_symmetry_augmentation_trains(tmp_path):
     last = train(_tiny_level_4(1, symmetry=True), tmp_path, show_progress=False)
     assert last.name == "model_0.pt"
+
+
+def test_actor_warmup_trains_only_the_critic_for_its_iterations(tmp_path):
+    """With actor_warmup_iterations=1, the first update leaves every actor weight as it was and changes the critic;
+    the second changes the actor."""
+    from trifinger_s2r.train.distributed import process_group_from_env
+    from trifinger_s2r.train.trainer import make_runner
+
+    cfg = _tiny_level_4(2)
+    cfg = dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, actor_warmup_iterations=1))
+    runner = make_runner(cfg, tmp_path, process_group_from_env())
+
+    def snapshot(module):
+        return [p.detach().clone() for p in module.parameters()]
+
+    def changed(before, module):
+        return any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
+
+    for iteration in range(2):
+        actor, critic = snapshot(runner.alg.actor), snapshot(runner.alg.critic)
+        runner.learn(num_learning_iterations=1)
+        assert changed(critic, runner.alg.critic)
+        assert changed(actor, runner.alg.actor) == (iteration == 1)
+        assert all(p.requires_grad for p in runner.alg.actor.parameters())
+
+
+def test_negative_actor_warmup_is_refused():
+    with pytest.raises(ValueError, match="ppo.actor_warmup_iterations"):
+        PPOConfig(actor_warmup_iterations=-1)

@@ -1,4 +1,5 @@
-"""The reference recipe's PPO parts that rsl_rl lacks: reward scaling, value normalisation, the action bounds loss.
+"""The reference recipe's PPO parts that rsl_rl lacks: reward scaling, value normalisation, the action bounds loss;
+and a critic warm-up for runs that start from an imitated actor.
 
 The reference (rl_games, shared/reference/sixdof-learning.md section 2.1) scales rewards by 0.01
 (`scale_value`), learns the value in units normalised by running return statistics (`normalize_value`) and adds
@@ -49,9 +50,10 @@ class ReferencePPO(PPO):
     """rsl_rl's PPO with the reference's reward scale, value normalisation and bounds loss (each optional)."""
 
     def __init__(self, actor, critic, storage, reward_scale: float = 1.0, bounds_loss_coef: float = 0.0,
-                 **kwargs) -> None:
+                 actor_warmup_iterations: int = 0, **kwargs) -> None:
         super().__init__(actor, critic, storage, **kwargs)
         self.reward_scale = reward_scale
+        self.actor_warmup_left = actor_warmup_iterations
         self.bounds_loss_coef = bounds_loss_coef
         self.base_value_loss_coef = self.value_loss_coef
         if bounds_loss_coef > 0:
@@ -64,7 +66,22 @@ class ReferencePPO(PPO):
         if isinstance(self.critic, ValueNormalizedMLP):
             self.critic.return_normalizer.update(self.storage.returns.reshape(-1, 1))
             self.value_loss_coef = self.base_value_loss_coef / self.critic.return_scale() ** 2
-        return super().update()
+        if self.actor_warmup_left <= 0:
+            return super().update()
+        self.actor_warmup_left -= 1
+        return self._critic_only_update()
+
+    def _critic_only_update(self) -> dict[str, float]:
+        """An update with the actor frozen (its surrogate loss then has no gradient; the KL is 0, so the adaptive
+        learning rate stays)."""
+        trainable = [p for p in self.actor.parameters() if p.requires_grad]
+        for p in trainable:
+            p.requires_grad_(False)
+        try:
+            return super().update()
+        finally:
+            for p in trainable:
+                p.requires_grad_(True)
 
     def _add_bounds_gradient(self, module, inputs, mean: torch.Tensor) -> None:
         if mean.requires_grad:

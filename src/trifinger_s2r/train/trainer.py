@@ -109,7 +109,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, show_progress: 
         cfg = _saved_config_or(cfg, run_dir)
     if group.is_main:
         save_config(cfg, run_dir)
-    runner = _make_runner(cfg, run_dir, group)
+    runner = make_runner(cfg, run_dir, group)
     start = 0
     if checkpoint is None and cfg.init_from:
         _initialise_from(runner, Path(cfg.init_from))
@@ -138,7 +138,8 @@ def _initialise_from(runner: DistributedRunner, checkpoint: Path) -> None:
         raise ValueError(f"init_from {checkpoint}: its networks do not match this run's config ({err})") from None
 
 
-def _make_runner(cfg: TrainConfig, run_dir: Path, group: ProcessGroup) -> DistributedRunner:
+def make_runner(cfg: TrainConfig, run_dir: Path, group: ProcessGroup) -> DistributedRunner:
+    """The run's env and rsl_rl runner (networks, PPO), quiet."""
     env_cfg = dataclasses.replace(cfg.env, seed=cfg.env.seed + group.rank, device=device_for(cfg.env.device, group))
     torch.manual_seed(env_cfg.seed)  # network initialisation (rank 0's is broadcast) and action sampling
     env = ReposeEnv(env_cfg)

@@ -1,0 +1,202 @@
+"""A scripted reposing controller: the teacher whose actions warm-start the policy (train.imitation).
+
+PPO alone never discovers holding the cube within our budgets: every learned policy drops a held cube within a few
+steps, while a Cartesian impedance controller holds it (docs/benchmarks.md, level 4). This controller reads the
+simulator's true state (a teacher may) and acts in three phases, chosen from the state alone so that a Markov
+policy can imitate it:
+- approach: each fingertip goes to a point outside its contact point, from above when it is far;
+- close: once every tip is in line with (or near) its contact, the tips move gently onto the contact points;
+- carry: once every tip touches the cube, the grasp is moved rigidly by a bounded, velocity-damped step of the cube's
+  pose towards the goal (translation and rotation), squeezing each face and bearing the cube's weight.
+Contact points form an opposing grasp: one finger on the vertical face whose normal points most nearly at it, the
+other two side by side on the opposite face. Torques are J^T F of a tip impedance plus gravity compensation
+(task.finger_kinematics), within the torque limit. Where the goal has no orientation, give the cube's start
+orientation (or `upright` of the current one): a grasp with no orientation target lets the cube turn out of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from trifinger_s2r.robot import cube
+from trifinger_s2r.robot import trifinger_pro as tp
+from trifinger_s2r.task import finger_kinematics as fk
+from trifinger_s2r.task.geometry import quat_conjugate, quat_from_axis_angle, quat_mul, quat_rotate, quat_to_matrix
+
+TIP_CLEARANCE_M = 0.008
+"""Distance from a face to the fingertip point when the tip's rounded end touches it."""
+
+
+@dataclass(frozen=True)
+class ExpertConfig:
+    """Gains and thresholds of the scripted controller."""
+
+    stiffness_npm: float = 60.0
+    damping_nspm: float = 0.0
+    """Tip damping (N*s/m) on top of the motors' safety damping; at 50 Hz, 3 N*s/m already makes the light lower
+    link chatter."""
+    carry_squeeze_m: float = 0.03
+    """How far inside the cube, towards its vertical axis, the carried tips aim (the grip force with the stiffness)."""
+    weight_offset_m: float = 0.007
+    """Carried tips aim this far higher: at the stiffness, each finger then bears about a third of the cube's
+    weight without first sliding down by that much."""
+    touch_squeeze_m: float = 0.005
+    """Closing in aims this far inside the faces: the tips arrive without shoving the cube; the grip comes in carry."""
+    pregrasp_offset_m: float = 0.03
+    """Approach point's distance outside the contact point."""
+    above_m: float = 0.05
+    """A tip farther than far_m horizontally from its approach point first goes this far above it."""
+    far_m: float = 0.03
+    aligned_m: float = 0.02
+    """A tip closer than this to the line through its contact point (along the approach) may close in."""
+    near_m: float = 0.02
+    """A tip within this of its contact point (beyond the tip's clearance) stays closing in, whatever its line."""
+    touching_m: float = 0.006
+    """A tip whose end is within this of the cube's surface touches it (carry starts when all three do)."""
+    spread_m: float = 0.018
+    """The two fingers that share a face touch it this far either side of its centre."""
+    below_m: float = 0.005
+    """Contacts lie this far below the cube's centre."""
+    carry_step_m: float = 0.015
+    """Largest translation of the cube's target pose per policy step."""
+    cube_damping_s: float = 0.06
+    """The carried cube's target moves back by its velocity times this (damps the carry)."""
+    carry_step_rad: float = 0.1
+    """Largest rotation of the cube's target pose per policy step."""
+
+    def __post_init__(self) -> None:
+        for name in ("stiffness_npm", "carry_squeeze_m", "touch_squeeze_m", "pregrasp_offset_m", "aligned_m", "near_m",
+                     "touching_m", "carry_step_m", "carry_step_rad"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"expert.{name} must be positive, got {getattr(self, name)}")
+
+
+def approach_directions(like: torch.Tensor) -> torch.Tensor:
+    """(3, 3) unit horizontal directions from the arena centre towards each finger's home fingertip."""
+    home = torch.tensor(tp.per_finger(tp.HOME_POSE_RAD), dtype=like.dtype, device=like.device)[None]
+    tips = fk.fingertip_positions(home)[0]
+    heading = torch.atan2(tips[:, 1], tips[:, 0])
+    return torch.stack([heading.cos(), heading.sin(), torch.zeros_like(heading)], dim=-1)
+
+
+def contact_points(cube_pos_m: torch.Tensor, cube_quat: torch.Tensor, rays: torch.Tensor, spread_m: float,
+                   below_m: float, half_edge_m: float = cube.HALF_EDGE_M) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """An opposing grasp of the cube's vertical faces: the finger whose approach ray is closest to a face normal
+    takes that face's centre, the other two share the opposite face, spread_m either side of its centre, each on
+    the side nearer to it; all below_m under the centre's height. Returns contacts (N, 3, 3) and each contact's
+    outward face normal (N, 3, 3), and which finger is alone on its face (N, 3)."""
+    n = cube_pos_m.shape[0]
+    quats = cube_quat[:, None].expand(n, 4, 4).reshape(-1, 4)
+    axes = torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [-1.0, 0, 0], [0, -1.0, 0]], dtype=rays.dtype, device=rays.device)
+    normals = quat_rotate(quats, axes.repeat(n, 1)).reshape(n, 4, 3)
+    normals = normals * torch.tensor([1.0, 1.0, 0.0], dtype=rays.dtype, device=rays.device)
+    normals = normals / normals.norm(dim=-1, keepdim=True).clamp(min=1e-9)
+    cosine = normals @ rays.T  # (N, 4 faces, 3 fingers)
+    best = cosine.reshape(n, -1).argmax(dim=-1)
+    face, lone = best // 3, best % 3
+    front = normals[torch.arange(n), face]  # (N, 3)
+    tangent = torch.stack([-front[:, 1], front[:, 0], torch.zeros_like(front[:, 0])], dim=-1)
+    side = torch.sign((rays[None] * tangent[:, None]).sum(-1))  # (N, 3) which half of the back face suits a finger
+    is_lone = torch.nn.functional.one_hot(lone, 3).bool()
+    outward = torch.where(is_lone[..., None], front[:, None], -front[:, None])
+    lateral = torch.where(is_lone, torch.zeros_like(side), side * spread_m)
+    down = torch.tensor([0.0, 0.0, below_m], dtype=rays.dtype, device=rays.device)
+    contacts = cube_pos_m[:, None] + half_edge_m * outward + lateral[..., None] * tangent[:, None] - down
+    return contacts, outward, is_lone
+
+
+def surface_distance_m(points_m: torch.Tensor, cube_pos_m: torch.Tensor, cube_quat: torch.Tensor,
+                       half_edge_m: float = cube.HALF_EDGE_M) -> torch.Tensor:
+    """(N, K) distance from each of K points (N, K, 3) to the cube (0 inside)."""
+    n, k = points_m.shape[:2]
+    quats = quat_conjugate(cube_quat)[:, None].expand(n, k, 4).reshape(-1, 4)
+    local = quat_rotate(quats, (points_m - cube_pos_m[:, None]).reshape(-1, 3)).reshape(n, k, 3)
+    return (local.abs() - half_edge_m).clamp(min=0.0).norm(dim=-1)
+
+
+def upright(cube_quat: torch.Tensor) -> torch.Tensor:
+    """(N, 4) the flat orientation nearest the cube's: the smallest rotation that makes its most vertical axis
+    vertical, applied to it. The carry phase's orientation target where the goal has none (levels 1-3): a grasp
+    without an orientation target lets the cube turn out of it."""
+    columns = quat_to_matrix(cube_quat).transpose(-1, -2)  # (N, 3 axes, 3)
+    best = columns[..., 2].abs().argmax(dim=-1)
+    axis_up = columns[torch.arange(len(best)), best] * columns[torch.arange(len(best)), best, 2:].sign()
+    up = torch.zeros_like(axis_up)
+    up[:, 2] = 1.0
+    turn_axis = torch.cross(axis_up, up, dim=-1)
+    angle = torch.atan2(turn_axis.norm(dim=-1), (axis_up * up).sum(dim=-1))
+    turn_axis = turn_axis / turn_axis.norm(dim=-1, keepdim=True).clamp(min=1e-9)
+    return quat_mul(quat_from_axis_angle(turn_axis, angle), cube_quat)
+
+
+def _bounded_rotation(cube_quat: torch.Tensor, goal_quat: torch.Tensor, max_rad: float) -> torch.Tensor:
+    """(N, 4) the rotation from cube to goal orientation (world frame), its angle capped at max_rad."""
+    delta = quat_mul(goal_quat, quat_conjugate(cube_quat))
+    delta = torch.where(delta[:, 3:] < 0, -delta, delta)
+    angle = 2.0 * torch.atan2(delta[:, :3].norm(dim=-1), delta[:, 3])
+    scale = torch.clamp(max_rad / angle.clamp(min=1e-9), max=1.0)
+    half = 0.5 * angle * scale
+    axis = delta[:, :3] / delta[:, :3].norm(dim=-1, keepdim=True).clamp(min=1e-9)
+    return torch.cat([axis * half.sin()[:, None], half.cos()[:, None]], dim=-1)
+
+
+def tip_targets(cfg: ExpertConfig, tips_m: torch.Tensor, cube_pos_m: torch.Tensor, cube_quat: torch.Tensor,
+                cube_vel_mps: torch.Tensor, goal_pos_m: torch.Tensor, goal_quat: torch.Tensor) -> torch.Tensor:
+    """(N, 3, 3) where each fingertip's impedance pulls it, by the phase the state is in."""
+    rays = approach_directions(tips_m)
+    contacts, normals, _ = contact_points(cube_pos_m, cube_quat, rays, cfg.spread_m, cfg.below_m)
+    offset = tips_m - contacts
+    along = (offset * normals).sum(dim=-1)
+    sideways = (offset - along[..., None] * normals).norm(dim=-1)
+    pregrasp = contacts + (TIP_CLEARANCE_M + cfg.pregrasp_offset_m) * normals
+    lifted = pregrasp + torch.tensor([0.0, 0.0, cfg.above_m], dtype=tips_m.dtype, device=tips_m.device)
+    far = (tips_m - pregrasp)[..., :2].norm(dim=-1) > cfg.far_m
+    approach = torch.where(far[..., None], lifted, pregrasp)
+    in_place = ((sideways < cfg.aligned_m) | (offset.norm(dim=-1) < TIP_CLEARANCE_M + cfg.near_m)) & (along > -0.01)
+    close = contacts - cfg.touch_squeeze_m * normals
+    targets = torch.where(in_place.all(dim=-1)[:, None, None], close, approach)
+    touching = (surface_distance_m(tips_m, cube_pos_m, cube_quat) - TIP_CLEARANCE_M < cfg.touching_m).all(dim=-1)
+    carry = _carry(cfg, tips_m, cube_pos_m, cube_quat, goal_pos_m, goal_quat, cube_vel_mps)
+    return torch.where(touching[:, None, None], carry, targets)
+
+
+def held_face_normals(tips_m: torch.Tensor, cube_pos_m: torch.Tensor, cube_quat: torch.Tensor) -> torch.Tensor:
+    """(N, 3, 3) outward normal of the cube face nearest each fingertip, world frame."""
+    n = tips_m.shape[0]
+    quats = cube_quat[:, None].expand(n, 3, 4).reshape(-1, 4)
+    local = quat_rotate(quat_conjugate(quats), (tips_m - cube_pos_m[:, None]).reshape(-1, 3))
+    axis = local.abs().argmax(dim=-1)
+    normal = torch.nn.functional.one_hot(axis, 3).to(local.dtype) * local.gather(1, axis[:, None]).sign()
+    return quat_rotate(quats, normal).reshape(n, 3, 3)
+
+
+def _carry(cfg: ExpertConfig, tips_m, cube_pos_m, cube_quat, goal_pos_m, goal_quat, cube_vel_mps) -> torch.Tensor:
+    """Tip targets that move the held grasp by a bounded step of the cube's pose towards the goal: each tip
+    squeezes along its face's normal, fingers sharing a face sharing its squeeze (equal force on opposite faces),
+    and all carry a share of the cube's weight."""
+    n = tips_m.shape[0]
+    shift = goal_pos_m - cube_pos_m
+    shift = shift * torch.clamp(cfg.carry_step_m / shift.norm(dim=-1, keepdim=True).clamp(min=1e-9), max=1.0)
+    shift = shift - cfg.cube_damping_s * cube_vel_mps
+    turn = _bounded_rotation(cube_quat, goal_quat, cfg.carry_step_rad)[:, None].expand(n, 3, 4).reshape(-1, 4)
+    arms = quat_rotate(turn, (tips_m - cube_pos_m[:, None]).reshape(-1, 3)).reshape(n, 3, 3)
+    normals = held_face_normals(tips_m, cube_pos_m, cube_quat)
+    sharing = ((normals[:, :, None] * normals[:, None]).sum(-1) > 0.9).sum(dim=-1, keepdim=True)  # (N, 3, 1)
+    inward = -quat_rotate(turn, normals.reshape(-1, 3)).reshape(n, 3, 3) * cfg.carry_squeeze_m / sharing
+    lift = torch.tensor([0.0, 0.0, cfg.weight_offset_m], dtype=tips_m.dtype, device=tips_m.device)
+    return cube_pos_m[:, None] + shift[:, None] + arms + inward + lift
+
+
+def expert_action(cfg: ExpertConfig, joint_pos_rad: torch.Tensor, tips_m: torch.Tensor, tip_vel_mps: torch.Tensor,
+                  cube_pos_m: torch.Tensor, cube_quat: torch.Tensor, cube_vel_mps: torch.Tensor, goal_pos_m: torch.Tensor,
+                  goal_quat: torch.Tensor, torque_limit_nm: float) -> torch.Tensor:
+    """(N, 9) the controller's action in the policy's units (torque / torque_limit_nm, within [-1, 1])."""
+    targets = tip_targets(cfg, tips_m, cube_pos_m, cube_quat, cube_vel_mps, goal_pos_m, goal_quat)
+    force = cfg.stiffness_npm * (targets - tips_m) - cfg.damping_nspm * tip_vel_mps  # (N, 3, 3)
+    jac = fk.fingertip_jacobians(joint_pos_rad)  # (N, 3 fingers, 3 xyz, 3 joints)
+    torque = (jac.transpose(-1, -2) @ force[..., None]).squeeze(-1).reshape(-1, tp.NUM_JOINTS)
+    torque = torque + fk.gravity_torques(joint_pos_rad)
+    return (torque / torque_limit_nm).clamp(-1.0, 1.0)
+

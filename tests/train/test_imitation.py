@@ -1,0 +1,68 @@
+"""DAgger from the scripted controller: a tiny run writes a checkpoint that PPO training starts from."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from trifinger_s2r.train.config import preset
+from trifinger_s2r.train.distributed import process_group_from_env
+from trifinger_s2r.train.imitation import IMITATION_FILE, ImitationConfig, _Dataset, _fit, imitate
+from trifinger_s2r.train.trainer import make_runner, train
+
+
+def _tiny(max_iterations: int = 1):
+    cfg = preset("repose-cpu")
+    env = dataclasses.replace(cfg.env, num_envs=8, num_threads=1,
+                              task=dataclasses.replace(cfg.env.task, episode_length_steps=6))
+    return dataclasses.replace(cfg, env=env, num_steps_per_env=4, max_iterations=max_iterations, save_interval=1)
+
+
+def test_imitation_writes_a_checkpoint_that_training_starts_from(tmp_path):
+    lines: list[str] = []
+    checkpoint = imitate(_tiny(), ImitationConfig(rounds=2, steps_per_round=4, policy_std=0.3), tmp_path / "bc",
+                         lines.append)
+    record = json.loads((tmp_path / "bc" / IMITATION_FILE).read_text())
+    assert [r["teacher_share"] for r in record["rounds"]] == [1.0, 0.0]
+    assert record["rounds"][-1]["env_steps"] == 2 * 4 * 8 and len(lines) == 2
+    saved = torch.load(checkpoint, weights_only=False)
+    std = next(v for k, v in saved["actor_state_dict"].items() if k.endswith("std_param"))
+    assert torch.allclose(std, torch.full_like(std, 0.3))
+    last = train(dataclasses.replace(_tiny(), init_from=str(checkpoint)), tmp_path / "ppo", show_progress=False)
+    assert last.name == "model_0.pt"
+
+
+def test_fit_regresses_the_actor_mean_onto_the_teacher_actions():
+    with tempfile.TemporaryDirectory() as run_dir:
+        runner = make_runner(_tiny(), Path(run_dir), process_group_from_env())
+    actor = runner.alg.actor
+    generator = torch.Generator().manual_seed(0)
+    obs = torch.randn(512, runner.env.num_actor_obs, generator=generator)
+    actions = torch.tanh(obs[:, :9])  # a smooth function of the observation
+    data = _Dataset(10_000)
+    data.add(obs, actions)
+    cfg = ImitationConfig(epochs=1, batch_size=128)
+    optimizer = torch.optim.Adam(actor.mlp.parameters(), lr=3e-3)
+    first = _fit(actor, data, cfg, optimizer, generator)
+    for _ in range(30):
+        last = _fit(actor, data, cfg, optimizer, generator)
+    assert last < 0.3 * first
+
+
+def test_dataset_keeps_only_the_latest_samples():
+    data = _Dataset(max_samples=10)
+    for value in range(4):
+        data.add(torch.full((4, 2), float(value)), torch.zeros(4, 9))
+    obs, _ = data.tensors()
+    assert len(obs) == 8 and obs[0, 0] == 2.0
+
+
+@pytest.mark.parametrize("field", ["rounds", "steps_per_round", "epochs", "batch_size", "max_samples"])
+def test_bad_settings_name_the_field(field):
+    with pytest.raises(ValueError, match=f"imitation.{field}"):
+        ImitationConfig(**{field: 0})
