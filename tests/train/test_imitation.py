@@ -66,3 +66,12 @@ def test_dataset_keeps_only_the_latest_samples():
 def test_bad_settings_name_the_field(field):
     with pytest.raises(ValueError, match=f"imitation.{field}"):
         ImitationConfig(**{field: 0})
+
+
+def test_teacher_bench_judges_the_controller_through_evals_episode_loop():
+    from trifinger_s2r.bench.teacher_bench import evaluate_teacher
+
+    result = evaluate_teacher(level=3, episodes=3, seed=4)
+    assert result["episodes"] == 3 and result["level"] == 3
+    assert 0.0 <= result["ci80_low"] <= result["success_rate"] <= result["ci80_high"] <= 1.0
+    assert 0.0 <= result["lifted_share"] <= 1.0

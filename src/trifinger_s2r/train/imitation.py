@@ -20,7 +20,8 @@ import torch
 from tensordict import TensorDict
 
 from trifinger_s2r.envs.repose_env import ReposeEnv
-from trifinger_s2r.task.expert import ExpertConfig, expert_action
+from trifinger_s2r.task.expert import ExpertConfig, expert_action, upright
+from trifinger_s2r.task.goals import orientation_matters
 from trifinger_s2r.train.config import TrainConfig
 
 IMITATION_FILE = "imitation.json"
@@ -56,10 +57,15 @@ class ImitationConfig:
 
 
 def teacher_action(env: ReposeEnv, cfg: ExpertConfig) -> torch.Tensor:
-    """The scripted controller's action for every env's current true state and goal."""
+    """The scripted controller's action for every env's current true state and goal. Its orientation target: the
+    goal's where the task has one (level 4, and the curriculum, whose position-only goals keep the cube's start
+    orientation), else the flat orientation nearest the cube's."""
     s = env.state
+    task = env.task
+    goal_quat = env.goal_quat if orientation_matters(task.level) or task.curriculum.enabled else upright(
+        s.cube_quat_xyzw)
     return expert_action(cfg, s.joint_pos_rad, s.fingertip_pos_m, s.fingertip_linvel_mps, s.cube_pos_m,
-                         s.cube_quat_xyzw, s.cube_linvel_mps, env.goal_pos_m, env.goal_quat, env.task.torque_limit_nm)
+                         s.cube_quat_xyzw, s.cube_linvel_mps, env.goal_pos_m, goal_quat, task.torque_limit_nm)
 
 
 class _Dataset:
