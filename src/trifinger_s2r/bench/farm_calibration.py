@@ -4,7 +4,8 @@ For the nominal PyBullet robot and each simulated farm robot (`farm.worker.calib
 excitation on PyBullet (tracker noise on), calibrate from its logs, and compare with the hidden calibration. PyBullet's
 cube friction multiplies its contacts' coefficients and its torque constant is a scale, so those are compared
 relative to the nominal robot's fit (what the fit says about this robot against a reference robot); mass, torque
-constant and camera delay are also compared absolutely.
+constant and camera delay are also compared absolutely. Every fit replays trifinger_simulation's finger link damping
+(0.5 1/s, `--link-damping`) as a known property of the PyBullet robot.
 
 Run `python -m trifinger_s2r.bench.farm_calibration --robots 3 --out DIR --json`; figures in docs/benchmarks.md.
 """
@@ -35,6 +36,8 @@ def robot_row(name: str, hidden: RobotCalibration, fitted: dict, nominal: dict) 
     delay = _value(fitted, "camera_delay_s")
     return {
         "robot": name, "hidden": asdict(hidden),
+        "spreads": {k: fitted["params"][k]["spread"] for k in ("torque_scale", "cube_mass_kg", "cube_table_friction",
+                                                                 "camera_delay_s")},
         "torque_scale_fitted": _value(fitted, "torque_scale"), "torque_scale_rel_nominal": torque_rel,
         "torque_error_rel": torque_rel / hidden.torque_constant_scale - 1,
         "cube_mass_kg_fitted": mass, "mass_error_rel": mass / hidden.cube_mass_kg - 1,
@@ -45,7 +48,7 @@ def robot_row(name: str, hidden: RobotCalibration, fitted: dict, nominal: dict) 
     }
 
 
-def run(robots: int, out: Path, episodes: int, max_evaluations: int) -> dict:
+def run(robots: int, out: Path, episodes: int, max_evaluations: int, link_damping_per_s: float = 0.5) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     hidden = {"nominal": RobotCalibration(), **{f"sim-robot-{i}": calibration_for(i) for i in range(robots)}}
     fitted = {}
@@ -56,7 +59,8 @@ def run(robots: int, out: Path, episodes: int, max_evaluations: int) -> dict:
             run_excitation(robot, ExcitationConfig(seed=100), episodes, logs)
         target = out / name / "calibration.json"
         if not target.exists():
-            result = calibrate([logs], max_evaluations, f"farm_calibration {name}")
+            result = calibrate([logs], max_evaluations, f"farm_calibration {name}",
+                               link_damping_per_s=link_damping_per_s)
             target.write_text(json.dumps(result, indent=2))
         fitted[name] = json.loads(target.read_text())
     rows = [robot_row(n, hidden[n], fitted[n], fitted["nominal"]) for n in hidden if n != "nominal"]
@@ -68,10 +72,12 @@ def main() -> None:
     parser.add_argument("--robots", type=int, default=3)
     parser.add_argument("--episodes", type=int, default=2, help="excitation runs per robot")
     parser.add_argument("--max-evaluations", type=int, default=12)
+    parser.add_argument("--link-damping", type=float, default=0.5,
+                        help="finger link damping (1/s) replayed as known (trifinger_simulation: 0.5)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = run(args.robots, Path(args.out), args.episodes, args.max_evaluations)
+    result = run(args.robots, Path(args.out), args.episodes, args.max_evaluations, args.link_damping)
     print(json.dumps(result, indent=None if args.json else 2))
 
 

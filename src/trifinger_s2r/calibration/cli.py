@@ -10,20 +10,25 @@ from pathlib import Path
 from trifinger_s2r.clitools import positive_int
 
 
-def calibrate(log_dirs: list[Path], max_evaluations: int, command: str, progress=None) -> dict:
-    """Read every log under log_dirs, fit, and return the calibration (the file's content)."""
+def calibrate(log_dirs: list[Path], max_evaluations: int, command: str, progress=None,
+              link_damping_per_s: float = 0.0) -> dict:
+    """Read every log under log_dirs, fit, and return the calibration (the file's content). Each parameter's
+    "spread" is the bootstrap's over windows, "jacobian_spread" the noise-only one."""
     from dataclasses import asdict
 
     from trifinger_s2r.calibration.fit import FitConfig, fit_camera_delay, fit_physics
     from trifinger_s2r.calibration.logs import find_logs, read_log
     from trifinger_s2r.calibration.ranges import CALIBRATION_FORMAT, CALIBRATION_VERSION
+    from trifinger_s2r.calibration.replay import ReplayConfig
 
     paths = find_logs(log_dirs)
     logs = [read_log(p) for p in paths]  # every file is checked before anything is fitted or written
     delay_s, delay_spread_s, jitter_s = fit_camera_delay(logs)
-    result = fit_physics(logs, FitConfig(max_evaluations=max_evaluations), progress=progress)
-    spread = asdict(result.spread)
-    params = {name: {"value": value, "spread": spread[name]} for name, value in asdict(result.params).items()}
+    cfg = FitConfig(replay=ReplayConfig(link_damping_per_s=link_damping_per_s), max_evaluations=max_evaluations)
+    result = fit_physics(logs, cfg, progress=progress)
+    spread, boot = asdict(result.spread), asdict(result.bootstrap_spread)
+    params = {name: {"value": value, "spread": boot[name], "jacobian_spread": spread[name]}
+              for name, value in asdict(result.params).items()}
     params["camera_delay_s"] = {"value": delay_s, "spread": delay_spread_s}
     params["camera_jitter_s"] = {"value": jitter_s, "spread": delay_spread_s}
     return {
@@ -31,21 +36,23 @@ def calibrate(log_dirs: list[Path], max_evaluations: int, command: str, progress
         "fit_error_before": result.before["normalised_rms"], "fit_error_after": result.after["normalised_rms"],
         "replay_error_before": result.before, "replay_error_after": result.after,
         "episodes": len(logs), "windows": result.windows, "windows_cube_moved": result.windows_cube_moved,
-        "logs": [str(p) for p in paths], "command": command,
+        "link_damping_per_s": link_damping_per_s, "loss": cfg.loss, "loss_scale": cfg.loss_scale,
+        "bootstrap_samples": cfg.bootstrap_samples, "logs": [str(p) for p in paths], "command": command,
     }
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> None:
     from trifinger_s2r.calibration.logs import LogError
 
-    command = " ".join(["trifinger-s2r calibrate --logs", *args.logs, "--out", args.out])
+    command = " ".join(["trifinger-s2r calibrate --logs", *args.logs, "--out", args.out,
+                        *(["--link-damping", str(args.link_damping)] if args.link_damping else [])])
 
     def progress(line: str) -> None:
         if not args.json:
             print(f"calibrate: {line}", file=sys.stderr, flush=True)
 
     try:
-        result = calibrate([Path(d) for d in args.logs], args.max_evaluations, command, progress)
+        result = calibrate([Path(d) for d in args.logs], args.max_evaluations, command, progress, args.link_damping)
     except LogError as err:
         raise SystemExit(f"trifinger-s2r calibrate: {err}") from None
     except ValueError as err:
@@ -72,5 +79,8 @@ def add_parser(sub) -> None:
     cal.add_argument("--out", required=True, metavar="FILE", help="the calibration JSON (written only on success)")
     cal.add_argument("--max-evaluations", type=positive_int, default=12,
                      help="least-squares evaluations of the replay error (default 12)")
+    cal.add_argument("--link-damping", type=float, default=0.0, metavar="K",
+                     help="Bullet-style finger link damping (1/s) of the robot that made the logs, replayed as a known "
+                          "property (trifinger_simulation's PyBullet robot: 0.5; default 0)")
     cal.add_argument("--json", action="store_true", help="print the calibration as one JSON object")
     cal.set_defaults(func=_cmd_calibrate)

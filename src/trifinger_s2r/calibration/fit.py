@@ -1,5 +1,8 @@
-"""Fitting the physical parameters to logs (scipy's least squares on replay errors) and the camera delay to frame
-arrival times; each value with a spread (one standard deviation from the Jacobian at the solution)."""
+"""Fitting the physical parameters to logs (scipy's least squares on replay errors, with a robust loss so that a
+few windows the model cannot replay do not drag every parameter) and the camera delay to frame arrival times; each
+value with two spreads: one standard deviation from the Jacobian at the solution (the noise only) and one from a
+bootstrap over windows (resampled windows, one linearised robust step from the solution each: it also reflects how
+much the windows disagree, i.e. model error)."""
 
 from __future__ import annotations
 
@@ -38,12 +41,22 @@ class FitConfig:
     """Evaluations of the replay error by the least-squares solver (each Jacobian replays every window once per
     parameter, in one batch)."""
     num_threads: int = 0
+    loss: str = "soft_l1"
+    """scipy least_squares' loss ("linear": plain least squares)."""
+    loss_scale: float = 3.0
+    """Residual (in noise units) beyond which the robust loss grows linearly rather than quadratically."""
+    bootstrap_samples: int = 200
+    """Window resamples for the bootstrap spread (0: none, the bootstrap spread is then the Jacobian's)."""
+    seed: int = 0
 
 
 @dataclass(frozen=True)
 class FitResult:
     params: PhysicalParams
     spread: PhysicalParams
+    """One standard deviation from the Jacobian (noise only)."""
+    bootstrap_spread: PhysicalParams
+    """One standard deviation over window resamples."""
     before: dict
     after: dict
     windows: int
@@ -57,6 +70,7 @@ def fit_physics(logs: list[RobotLog], cfg: FitConfig | None = None, start: Physi
     cfg, start = cfg or FitConfig(), start or PhysicalParams()
     windows = make_windows(logs, cfg.replay)
     single = Replayer(windows, 1, cfg.replay, cfg.num_threads)
+    window_of_row = _window_of_row(windows)
     names = PhysicalParams.names()
     many = Replayer(windows, len(names), cfg.replay, cfg.num_threads)
     typical, x0 = TYPICAL.vector(), start.vector()
@@ -83,14 +97,57 @@ def fit_physics(logs: list[RobotLog], cfg: FitConfig | None = None, start: Physi
     z_start = np.clip(np.zeros(len(names)), lower + 0.2, upper - 0.2)  # inside the bounds: a solver started on one
     # truncates every step that points at it
     solution = least_squares(residuals, z_start, jac=jacobian, bounds=(lower, upper), x_scale=1.0,
-                             max_nfev=cfg.max_evaluations, method="trf")
+                             max_nfev=cfg.max_evaluations, method="trf", loss=cfg.loss, f_scale=cfg.loss_scale)
     if progress is not None:
         progress(f"least_squares: {solution.message} ({solution.nfev} evaluations)")
     params = to_params(solution.x)
-    spread = _spread(solution.jac, solution.fun, typical)
-    return FitResult(params=params, spread=PhysicalParams.from_vector(spread), before=before,
+    raw_jac = jacobian(solution.x)  # least_squares' own is rescaled by the robust loss
+    weights = _loss_weights(solution.fun, cfg.loss, cfg.loss_scale)
+    spread = _spread(raw_jac * np.sqrt(weights)[:, None], solution.fun * np.sqrt(weights), typical)
+    boot = _bootstrap_spread(raw_jac, solution.fun, weights, window_of_row, len(windows), solution.x,
+                             (lower, upper), typical, cfg) if cfg.bootstrap_samples > 0 else spread
+    return FitResult(params=params, spread=PhysicalParams.from_vector(spread),
+                     bootstrap_spread=PhysicalParams.from_vector(boot), before=before,
                      after=single.error_summary(params), windows=len(windows),
                      windows_cube_moved=int(windows.cube_moved.sum()))
+
+
+def _window_of_row(windows) -> np.ndarray:
+    """The window each data residual belongs to (Replayer.residuals' order: joints, velocities, cube), -1 for the
+    prior's rows that follow."""
+    n, k, f = len(windows), windows.joint_pos_rad.shape[1], windows.cube_xy_m.shape[1]
+    rows = [np.repeat(np.arange(n), k * 9), np.repeat(np.arange(n), k * 9), np.repeat(np.arange(n), f * 2)]
+    return np.concatenate([*rows, np.full(len(PhysicalParams.names()), -1)])
+
+
+def _loss_weights(fun: np.ndarray, loss: str, scale: float) -> np.ndarray:
+    """Iteratively-reweighted-least-squares weights of the robust loss at the residuals: rho'((f/C)^2)."""
+    z = (fun / scale) ** 2
+    if loss == "linear":
+        return np.ones_like(fun)
+    if loss == "soft_l1":
+        return 1 / np.sqrt(1 + z)
+    if loss == "huber":
+        return np.where(z <= 1, 1.0, 1 / np.sqrt(np.maximum(z, 1e-12)))
+    if loss == "cauchy":
+        return 1 / (1 + z)
+    raise ValueError(f"loss {loss!r}: the bootstrap knows 'linear', 'soft_l1', 'huber' and 'cauchy'")
+
+
+def _bootstrap_spread(jac: np.ndarray, fun: np.ndarray, weights: np.ndarray, window_of_row: np.ndarray,
+                      windows: int, z: np.ndarray, bounds: tuple[np.ndarray, np.ndarray], typical: np.ndarray,
+                      cfg: FitConfig) -> np.ndarray:
+    """Standard deviation (physical units) of one weighted Gauss-Newton step from the solution on each resample of
+    the windows (drawn with replacement; the prior's rows always count once), the step kept inside the bounds."""
+    rng = np.random.default_rng(cfg.seed)
+    estimates = []
+    for _ in range(cfg.bootstrap_samples):
+        counts = np.bincount(rng.integers(0, windows, windows), minlength=windows).astype(float)
+        m = np.where(window_of_row < 0, 1.0, counts[np.maximum(window_of_row, 0)]) * weights
+        jtm = jac.T * m
+        step = -np.linalg.lstsq(jtm @ jac, jtm @ fun, rcond=None)[0]
+        estimates.append(np.clip(z + step, *bounds))
+    return np.std(np.stack(estimates), axis=0) * typical
 
 
 def _spread(jac: np.ndarray, fun: np.ndarray, typical: np.ndarray) -> np.ndarray:

@@ -39,10 +39,17 @@ class ReplayConfig:
     compare_every_steps: int = 20
     max_windows: int = 64
     """Windows in which the cube moves are kept first, then windows spread evenly over the logs."""
+    link_damping_per_s: float = 0.0
+    """Bullet-style damping of every finger link (1/s; 0: none): a force -k (1 + |v|) m v at the link's centre of
+    mass and a torque -k (1 + |w|) I w, as btMultiBody applies its linear and angular damping (trifinger_simulation
+    sets 0.5 on every finger link). A known property of the robot simulator that made the logs, not a fitted
+    parameter: without it the fitted cube mass and frictions absorb it."""
 
     def __post_init__(self) -> None:
         if self.window_steps <= 0 or self.window_steps % self.compare_every_steps:
             raise ValueError("window_steps must be a positive multiple of compare_every_steps")
+        if not self.link_damping_per_s >= 0:
+            raise ValueError(f"link_damping_per_s must be >= 0, got {self.link_damping_per_s}")
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,7 @@ class Replayer:
         self.backend = MujocoCpuBackend(len(windows) * candidates, Timing(ROBOT_RATE_HZ, ROBOT_RATE_HZ),
                                         num_threads=num_threads)
         self._qvel = self.backend.batch.bind("qvel")
+        self._link_damping = _LinkDamping(self.backend) if cfg.link_damping_per_s > 0 else None
 
     def residuals(self, params: list[PhysicalParams]) -> np.ndarray:
         """(C, R) normalised replay errors of each parameter set: joints, joint velocities, cube positions."""
@@ -153,6 +161,8 @@ class Replayer:
         joints, velocities, cubes = [], [], []
         period = ROBOT_RATE_HZ // 10
         for step in range(cfg.window_steps):
+            if self._link_damping is not None:
+                self._link_damping.apply(cfg.link_damping_per_s)
             backend.step(torch.from_numpy(torque[:, step] * scale))
             if (step + 1) % cfg.compare_every_steps == 0:
                 state = backend.state()
@@ -177,3 +187,29 @@ class Replayer:
                 "joint_velocity_rms_radps": float(np.sqrt(np.mean(vel**2))) * JOINT_VEL_STD_RADPS,
                 "cube_position_rms_m": float(np.sqrt(np.mean(cubes**2))) * CUBE_STD_M,
                 "normalised_rms": float(np.sqrt(np.mean(r**2)))}
+
+
+class _LinkDamping:
+    """btMultiBody's link damping on the finger links of a MuJoCo backend, written to xfrc_applied before a step."""
+
+    def __init__(self, backend: MujocoCpuBackend) -> None:
+        model, b = backend.model, backend.batch
+        roots = set(backend.index.finger_root_bodies.tolist())
+        self.links = np.array([i for i in range(model.nbody) if model.body_rootid[i] in roots])
+        self.roots = model.body_rootid[self.links]
+        self.mass_kg = model.body_mass[self.links][None, :, None]  # (1, L, 1)
+        self.inertia_kgm2 = model.body_inertia[self.links][None]  # (1, L, 3) principal, in the ximat frame
+        self._xfrc, self._cvel = b.bind("xfrc_applied"), b.bind("cvel")
+        self._xipos, self._ximat, self._subtree_com = b.bind("xipos"), b.bind("ximat"), b.bind("subtree_com")
+
+    def apply(self, k_per_s: float) -> None:
+        cvel = self._cvel[:, self.links]  # (N, L, 6): [angular, linear at the tree's centre of mass]
+        angular = cvel[..., :3]
+        lever = self._xipos[:, self.links] - self._subtree_com[:, self.roots]
+        linear = cvel[..., 3:] + np.cross(angular, lever)  # at the link's centre of mass
+        force = -k_per_s * (1 + np.linalg.norm(linear, axis=-1, keepdims=True)) * self.mass_kg * linear
+        rot = self._ximat[:, self.links].reshape(*angular.shape[:2], 3, 3)
+        local = np.einsum("nlji,nlj->nli", rot, angular)  # R^T w
+        torque_local = -k_per_s * (1 + np.linalg.norm(angular, axis=-1, keepdims=True)) * self.inertia_kgm2 * local
+        self._xfrc[:, self.links, :3] = force
+        self._xfrc[:, self.links, 3:] = np.einsum("nlij,nlj->nli", rot, torque_local)
