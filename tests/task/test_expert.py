@@ -20,14 +20,15 @@ CFG = ex.ExpertConfig()
 
 def _flat_cubes(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     yaw = torch.linspace(0.0, 2 * math.pi, n)
-    pos = torch.stack([0.04 * torch.cos(3 * yaw), 0.04 * torch.sin(2 * yaw), torch.full_like(yaw, cube.HALF_EDGE_M)], -1)
+    height = torch.full_like(yaw, cube.HALF_EDGE_M)
+    pos = torch.stack([0.04 * torch.cos(3 * yaw), 0.04 * torch.sin(2 * yaw), height], dim=-1)
     return pos, quat_from_yaw(yaw)
 
 
 def test_contacts_form_an_opposing_grasp_on_the_vertical_faces():
     pos, quat = _flat_cubes(37)
     rays = ex.approach_directions(pos)
-    contacts, normals, lone = ex.contact_points(pos, quat, rays, CFG.spread_m, CFG.below_m)
+    contacts, normals, lone = ex.contact_points(pos, quat, rays, CFG.spread_m, CFG.contact_height_m)
     assert (lone.sum(dim=-1) == 1).all()
     lone_normal = normals[lone]  # (N, 3)
     pair_normals = normals[~lone].reshape(-1, 2, 3)
@@ -37,7 +38,7 @@ def test_contacts_form_an_opposing_grasp_on_the_vertical_faces():
     lone_ray = rays[lone.int().argmax(dim=-1)]
     assert ((lone_normal * lone_ray).sum(-1) >= math.cos(math.pi / 4) - 1e-6).all()
     assert torch.allclose(ex.surface_distance_m(contacts, pos, quat), torch.zeros(37, 3), atol=1e-6)
-    assert torch.allclose(contacts[..., 2], (pos[:, 2] - CFG.below_m)[:, None].expand(-1, 3), atol=1e-6)
+    assert torch.allclose(contacts[..., 2], (pos[:, 2] + CFG.contact_height_m)[:, None].expand(-1, 3), atol=1e-6)
     pair_contacts = contacts[~lone].reshape(-1, 2, 3)
     assert torch.allclose((pair_contacts[:, 0] - pair_contacts[:, 1]).norm(dim=-1), torch.full((37,), 2 * CFG.spread_m),
                           atol=1e-6)

@@ -91,7 +91,7 @@ def _rollout(env: ReposeEnv, actor, cfg: ImitationConfig, teacher_share: float, 
              generator: torch.Generator) -> dict[str, float]:
     """One round of mixed-control steps; returns the round's episode statistics."""
     obs = env.get_observations()
-    use_teacher = torch.rand(env.num_envs, generator=generator) < teacher_share
+    use_teacher = (torch.rand(env.num_envs, generator=generator) < teacher_share).to(env.device)
     seen_obs, labels, ended = [], [], {"success": [], "lifted": []}
     for _ in range(cfg.steps_per_round):
         teacher = teacher_action(env, cfg.expert)
@@ -117,7 +117,7 @@ def _fit(actor, data: _Dataset, cfg: ImitationConfig, optimizer: torch.optim.Opt
     obs, actions = data.tensors()
     loss_sum, batches = 0.0, 0
     for _ in range(cfg.epochs):
-        order = torch.randperm(len(obs), generator=generator)
+        order = torch.randperm(len(obs), generator=generator).to(obs.device)
         loss_sum, batches = 0.0, 0
         for start in range(0, len(obs), cfg.batch_size):
             pick = order[start: start + cfg.batch_size]
