@@ -4,7 +4,9 @@ For the nominal PyBullet robot and each simulated farm robot (`farm.worker.calib
 excitation on PyBullet (tracker noise on), calibrate from its logs, and compare with the hidden calibration. PyBullet's
 cube friction multiplies its contacts' coefficients and its torque constant is a scale, so those are compared
 relative to the nominal robot's fit (what the fit says about this robot against a reference robot); mass, torque
-constant and camera delay are also compared absolutely. Every fit replays trifinger_simulation's finger link damping
+constant and camera delay are also compared absolutely. The cube mass is given both ways: absolutely, and relative
+to the nominal robot's fit times its known 94 g (our contact model needs a heavier cube to follow PyBullet's pushes,
+a bias a reference robot cancels). Every fit replays trifinger_simulation's finger link damping
 (0.5 1/s, `--link-damping`) as a known property of the PyBullet robot.
 
 Run `python -m trifinger_s2r.bench.farm_calibration --robots 3 --out DIR --json`; figures in docs/benchmarks.md.
@@ -33,6 +35,7 @@ def robot_row(name: str, hidden: RobotCalibration, fitted: dict, nominal: dict) 
     torque_rel = _value(fitted, "torque_scale") / _value(nominal, "torque_scale")
     friction_rel = _value(fitted, "cube_table_friction") / _value(nominal, "cube_table_friction")
     mass = _value(fitted, "cube_mass_kg")
+    mass_rel = mass / _value(nominal, "cube_mass_kg") * RobotCalibration().cube_mass_kg
     delay = _value(fitted, "camera_delay_s")
     return {
         "robot": name, "hidden": asdict(hidden),
@@ -41,6 +44,7 @@ def robot_row(name: str, hidden: RobotCalibration, fitted: dict, nominal: dict) 
         "torque_scale_fitted": _value(fitted, "torque_scale"), "torque_scale_rel_nominal": torque_rel,
         "torque_error_rel": torque_rel / hidden.torque_constant_scale - 1,
         "cube_mass_kg_fitted": mass, "mass_error_rel": mass / hidden.cube_mass_kg - 1,
+        "cube_mass_kg_rel_nominal": mass_rel, "mass_error_rel_nominal": mass_rel / hidden.cube_mass_kg - 1,
         "cube_table_friction_fitted": _value(fitted, "cube_table_friction"),
         "friction_rel_nominal": friction_rel, "friction_error_rel": friction_rel / hidden.cube_lateral_friction - 1,
         "camera_delay_s_fitted": delay, "delay_error_s": delay - hidden.camera_delay_s,
