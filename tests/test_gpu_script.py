@@ -75,7 +75,10 @@ def test_dry_run_leaves_every_file_with_its_keys(first):
 
     summary = json.loads((first / "summary.json").read_text())
     assert summary["failed_stages"] == [] and summary["resumed_from_iteration"] is None
-    assert set(summary["stages"]) == {"preflight", "tests", "bench-env-8", "bench-train", "train", "export"}
+    assert set(summary["stages"]) == {"preflight", "tests", "bench-env-8", "bench-train", "imitate", "train",
+                                      "export"}
+    assert summary["imitation"]["used"] and summary["imitation"]["last_round"]["round"] == 1
+    assert json.loads((first / "config.json").read_text())["ppo"]["actor_warmup_iterations"] == 20
     log = (first / "log.txt").read_text()
     assert "== stage train: ok" in log and "test_gpu_state_is_shared_with_torch_without_copies" in log
 

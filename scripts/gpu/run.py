@@ -6,7 +6,8 @@ On the GPU machine, from the repository root, within --minutes of wall-clock tim
   3. the CUDA-only tests (found in tests/ by their `skipif(not torch.cuda.is_available())`)
   4. `bench env --backend warp --device cuda` at each env count, `bench train --preset repose-gpu`
   5. train level 4 (--preset) for the time left, resuming from the committed checkpoint (checkpoints/repose-gpu/)
-     when there is one and it still loads, else a fresh run
+     when there is one and it still loads, else a fresh run, warm-started by `imitate` (DAgger from the scripted
+     grasp-lift-carry controller, --imitate-rounds) when that succeeds in its share of the time
   6. export the policy (ONNX + metadata)
 and writes into --out: bench.json, model.pt, config.json, progress.json, policy.onnx, metadata.json, summary.json,
 log.txt (8 files, each under 16 MiB: what one device command brings back). A failed stage is logged and the stages
@@ -363,6 +364,35 @@ class Run:
             shutil.copyfile(src / "progress.json", run_dir / "progress.json")
         return run_dir, out["iter"], ""
 
+    def imitate(self) -> Path | None:
+        """The warm start of a fresh run: `imitate` into the work folder within --imitate-share of the time left;
+        its checkpoint, or None (then the fresh run starts from random weights)."""
+        if self.args.imitate_rounds <= 0:
+            return None
+        t = time.monotonic()
+        folder = self.work / "imitate"
+        if folder.exists():
+            shutil.rmtree(folder)
+        budget_s = max(self.left() * self.args.imitate_share, 30.0)
+        cmd = self.cli("imitate", "--preset", self.args.preset, "--run-dir", str(folder), "--rounds",
+                       str(self.args.imitate_rounds), "--max-minutes", f"{budget_s / 90.0:.3f}", "--json")
+        if self.dry:
+            cmd += ["--steps-per-round", "8"]
+        for s in (*(self.dry_sets() if self.dry else ()), *self.args.set):
+            if not s.startswith(("num_steps_per_env=", "ppo.")):
+                cmd += ["--set", s]
+        rc, _ = self.call("imitate", cmd, budget_s)  # rounds stop at 2/3 of it; the rest is start-up and saving
+        checkpoint = folder / "model_0.pt"
+        ok = rc == 0 and checkpoint.is_file()
+        self.summary["imitation"] = {"rounds": self.args.imitate_rounds, "exit": rc, "used": ok,
+                                     "seconds": round(time.monotonic() - t, 1)}
+        record = folder / "imitation.json"
+        if ok and record.is_file():
+            self.summary["imitation"]["last_round"] = json.loads(record.read_text())["rounds"][-1]
+        self.stage("imitate", ok, time.monotonic() - t, f"{self.args.imitate_rounds} rounds" if ok else
+                   f"exit {rc}: the fresh run starts from random weights")
+        return checkpoint if ok else None
+
     def train_budget(self) -> tuple[float, float]:
         """(max_minutes for the trainer, hard timeout in seconds) from the time left."""
         left = self.left() - self.args.reserve_s
@@ -404,6 +434,10 @@ class Run:
                     shutil.rmtree(folder)
                 cmd = self.cli("train", "--preset", self.args.preset, "--run-dir", str(folder))
                 first = 0
+                if kind == "fresh" and init_from is None:
+                    init_from = self.imitate()
+                    if init_from is not None:
+                        cmd += ["--set", f"ppo.actor_warmup_iterations={self.args.actor_warmup_iterations}"]
                 if init_from is not None:
                     cmd += ["--init-from", str(init_from)]
                 if self.dry:
@@ -628,6 +662,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--init-from-committed", action="store_true",
                    help="a fresh run (this preset's config, --set applies) from the committed actor and critic")
     p.add_argument("--iterations", type=int, help="train at most this many iterations (default: until the budget)")
+    p.add_argument("--imitate-rounds", type=int,
+                   help="DAgger rounds that warm-start a fresh run (default 30; dry run 2; 0: no warm start)")
+    p.add_argument("--imitate-share", type=float, default=0.25,
+                   help="largest share of the time left that the warm start may take (default 0.25)")
+    p.add_argument("--actor-warmup-iterations", type=int, default=20,
+                   help="critic-only PPO updates after the warm start (ppo.actor_warmup_iterations, default 20)")
     p.add_argument("--skip-tests", action="store_true")
     p.add_argument("--skip-bench", action="store_true")
     p.add_argument("--env-counts", help="bench env counts, comma-separated (default 4096,16384; dry run 8,16)")
@@ -666,6 +706,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.min_train_minutes = args.min_train_minutes if args.min_train_minutes is not None else 1.0
     if dry and args.iterations is None:
         args.iterations = 2
+    if args.imitate_rounds is None:
+        args.imitate_rounds = 2 if dry else 30
     return args
 
 

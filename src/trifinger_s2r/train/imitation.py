@@ -44,6 +44,8 @@ class ImitationConfig:
     """The aggregate keeps the latest samples up to this many."""
     policy_std: float = 0.2
     """The actor's action noise in the saved checkpoint (PPO explores with it from there)."""
+    max_minutes: float = 0.0
+    """Wall-clock budget (0: none): no round starts after it; the checkpoint is written all the same."""
     expert: ExpertConfig = field(default_factory=ExpertConfig)
 
     def __post_init__(self) -> None:
@@ -52,6 +54,8 @@ class ImitationConfig:
                 raise ValueError(f"imitation.{name} must be positive, got {getattr(self, name)}")
         if not 0.0 <= self.teacher_share_end <= 1.0:
             raise ValueError(f"imitation.teacher_share_end must be in [0, 1], got {self.teacher_share_end}")
+        if self.max_minutes < 0:
+            raise ValueError(f"imitation.max_minutes must be >= 0 (0: none), got {self.max_minutes}")
         if self.learning_rate <= 0 or self.policy_std <= 0:
             raise ValueError("imitation.learning_rate and imitation.policy_std must be positive")
 
@@ -158,7 +162,11 @@ def imitate(train_cfg: TrainConfig, cfg: ImitationConfig, run_dir: Path, report=
     optimizer = torch.optim.Adam(actor.mlp.parameters(), lr=cfg.learning_rate)
     data = _Dataset(cfg.max_samples)
     rounds: list[dict] = []
+    deadline = time.monotonic() + cfg.max_minutes * 60.0 if cfg.max_minutes else float("inf")
     for round_index in range(cfg.rounds):
+        if time.monotonic() >= deadline:
+            report(f"--max-minutes reached after {round_index} rounds")
+            break
         share = 1.0 + (cfg.teacher_share_end - 1.0) * round_index / max(cfg.rounds - 1, 1)
         started = time.monotonic()
         stats = _rollout(env, actor, cfg, share, data, generator)

@@ -24,7 +24,7 @@ def _cmd_imitate(args: argparse.Namespace) -> None:
     try:
         cfg = apply_overrides(cfg, args.set)
         imitation = ImitationConfig(rounds=args.rounds, steps_per_round=args.steps_per_round,
-                                    policy_std=args.policy_std)
+                                    policy_std=args.policy_std, max_minutes=args.max_minutes)
     except ValueError as err:
         raise SystemExit(f"trifinger-s2r imitate: {err}") from None
     run_dir = Path(args.run_dir)
@@ -52,6 +52,8 @@ def add_imitate_parser(sub: argparse._SubParsersAction) -> None:
                          help="policy steps each env takes per round (default 48)")
     imitate.add_argument("--policy-std", type=float, default=0.2,
                          help="action noise of the saved actor, PPO's exploration from there (default 0.2)")
+    imitate.add_argument("--max-minutes", type=float, default=0.0,
+                         help="wall-clock budget: no round starts after it, the checkpoint is written (0: none)")
     imitate.add_argument("--num-envs", type=positive_int)
     imitate.add_argument("--seed", type=int)
     imitate.add_argument("--torch-threads", type=int, help="learner threads (default 1)")
