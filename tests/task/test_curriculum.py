@@ -12,7 +12,7 @@ from trifinger_s2r.task.geometry import quat_conjugate, quat_mul, random_quat, r
 @pytest.mark.parametrize(
     ("field", "value"),
     [("promote_success", 0.0), ("promote_success", 1.5), ("stages", ("lift", "spin")), ("stages", ("yaw", "lift")),
-     ("stages", ()), ("growth", 1.0), ("window_episodes", 0), ("initial_tilt_rad", 4.0),
+     ("stages", ()), ("growth", 1.0), ("window_episodes", 0), ("initial_tilt_rad", 4.0), ("initial_yaw_rad", 0.0),
      ("full_difficulty_share", 1.0), ("lift_min_height_m", 0.2)],
 )
 def test_bad_settings_name_the_field(field, value):
@@ -52,6 +52,26 @@ def test_promotion_follows_the_success_stream():
     assert cur.difficulty(cfg, state) == 3.0
 
 
+def test_the_yaw_range_grows_before_the_tilt_stage():
+    cfg = cur.CurriculumConfig(enabled=True, promote_success=0.5, window_episodes=256, initial_yaw_rad=1.0,
+                               initial_tilt_rad=1.0, growth=2.0)
+    state = cur.initial_state(cfg)
+    seen = []
+    for _ in range(5):
+        state = _feed(cfg, state, 0.7, 256)
+        seen.append((cur.stage_name(cfg, state), state.yaw_rad))
+    assert seen == [("yaw", 1.0), ("yaw", 2.0), ("yaw", math.pi), ("tilt", math.pi), ("tilt", math.pi)]
+    assert state.tilt_rad == 2.0 and state.promotions == 5
+    assert cur.difficulty(cfg, cur.CurriculumState(stage_index=1, yaw_rad=math.pi / 2)) == 1.5
+
+
+def test_states_saved_before_the_yaw_range_existed_load_with_any_yaw():
+    old = {"stage_index": 1, "tilt_rad": 0.5, "window_successes": 3, "window_episodes": 10, "promotions": 1}
+    assert cur.CurriculumState.from_dict(old).yaw_rad == math.pi
+    state = cur.CurriculumState(stage_index=1, yaw_rad=0.7)
+    assert cur.CurriculumState.from_dict(state.to_dict()) == state
+
+
 def test_promotion_starts_a_fresh_window():
     cfg = cur.CurriculumConfig(enabled=True, promote_success=0.5, window_episodes=100)
     state = cur.record_episodes(cfg, cur.initial_state(cfg), 60, 100)
@@ -70,9 +90,10 @@ def test_stages_can_be_skipped():
     assert cur.stage_name(cfg, state) == "so3"
 
 
-def _goals(stage: str, tilt_rad: float = 0.5, n: int = 4000, share: float = 0.0, lift_min_m: float = goals.MIN_HEIGHT_M):
+def _goals(stage: str, tilt_rad: float = 0.5, n: int = 4000, share: float = 0.0, lift_min_m: float = goals.MIN_HEIGHT_M,
+           yaw_rad: float = math.pi):
     cfg = cur.CurriculumConfig(enabled=True, full_difficulty_share=share, lift_min_height_m=lift_min_m)
-    state = cur.CurriculumState(stage_index=cur.STAGES.index(stage), tilt_rad=tilt_rad)
+    state = cur.CurriculumState(stage_index=cur.STAGES.index(stage), tilt_rad=tilt_rad, yaw_rad=yaw_rad)
     g = torch.Generator().manual_seed(0)
     cube_quat = random_quat(n, g)
     pos, quat, full = cur.sample_goals(cfg, state, cube_quat, g)
@@ -98,6 +119,13 @@ def test_yaw_goals_rotate_about_the_vertical_only():
     assert _tilt_of(relative).max() < 1e-3
     assert rotation_angle_between(quat, cube_quat).max() > 3.0  # the whole yaw range is used
     assert pos[:, 2].min() >= goals.sample_goal(4, 1, torch.Generator())[0][0, 2].new_tensor(0.0563) - 1e-4
+
+
+@pytest.mark.parametrize("yaw_rad", [0.25, 1.5])
+def test_yaw_goals_stay_within_the_stage_range(yaw_rad):
+    cube_quat, _, quat, _ = _goals("yaw", yaw_rad=yaw_rad)
+    angle = rotation_angle_between(quat, cube_quat)
+    assert angle.max() <= yaw_rad + 1e-3 and angle.max() > 0.95 * yaw_rad
 
 
 @pytest.mark.parametrize("tilt_rad", [0.3, 1.2])

@@ -328,6 +328,7 @@ class ReposeEnv(VecEnv):
         return {"Curriculum/difficulty": curriculum.difficulty(cfg, self.curriculum_state),
                 "Curriculum/stage_index": float(self.curriculum_state.stage_index),
                 "Curriculum/max_tilt_rad": self.curriculum_state.tilt_rad,
+                "Curriculum/max_yaw_rad": self.curriculum_state.yaw_rad,
                 "Curriculum/promotions": float(self.curriculum_state.promotions)}
 
     def training_state(self) -> dict:

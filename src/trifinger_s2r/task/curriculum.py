@@ -1,16 +1,16 @@
 """A success-driven goal curriculum for 6-DoF reposing: pure functions over a small state.
 
 Stages, easiest first: 'lift' (3-D goal positions of level 3, optionally only the higher ones, the cube keeping its
-own orientation), 'yaw' (level-4
-heights, the goal a rotation about the vertical of the cube's orientation), 'tilt' (yaw plus a tilt about a random
-horizontal axis whose largest angle grows by `growth` per promotion until it reaches pi) and 'so3' (level 4 itself:
-uniform orientations). A stage is left when the success rate over its recent episodes reaches `promote_success`.
+own orientation), 'yaw' (level-4 heights, the goal a rotation about the vertical of the cube's orientation, whose
+largest angle grows by `growth` per promotion from `initial_yaw_rad` until it reaches pi), 'tilt' (any yaw plus a
+tilt about a random horizontal axis whose largest angle grows the same way from `initial_tilt_rad`) and 'so3'
+(level 4 itself: uniform orientations). A stage is left when the success rate over its recent episodes reaches `promote_success`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
@@ -32,10 +32,12 @@ class CurriculumConfig:
     """Success rate (0, 1] over the stage's recent episodes that promotes to the next stage or tilt range."""
     window_episodes: int = 2048
     """Episodes whose mean success is compared with promote_success; a stage is judged only once it has this many."""
+    initial_yaw_rad: float = math.pi
+    """Largest yaw of the first 'yaw' step (pi: any yaw at once)."""
     initial_tilt_rad: float = 0.5
     """Largest tilt of the first 'tilt' step."""
     growth: float = 1.5
-    """Factor (> 1) by which the largest tilt grows at each promotion within 'tilt'."""
+    """Factor (> 1) by which the largest yaw (tilt) grows at each promotion within 'yaw' ('tilt')."""
     lift_min_height_m: float = goals.MIN_HEIGHT_M
     """Lowest goal height of the 'lift' stage (its goals are level 3's, from here to level 3's top): the cube's
     resting height lets pushing on the table succeed; level 4's lowest height (0.0563) makes every goal a lift."""
@@ -60,6 +62,8 @@ class CurriculumConfig:
             raise ValueError(f"curriculum.promote_success must be in (0, 1], got {self.promote_success}")
         if self.window_episodes <= 0:
             raise ValueError(f"curriculum.window_episodes must be positive, got {self.window_episodes}")
+        if not 0.0 < self.initial_yaw_rad <= math.pi:
+            raise ValueError(f"curriculum.initial_yaw_rad must be in (0, pi], got {self.initial_yaw_rad}")
         if not 0.0 < self.initial_tilt_rad <= math.pi:
             raise ValueError(f"curriculum.initial_tilt_rad must be in (0, pi], got {self.initial_tilt_rad}")
         if self.growth <= 1.0:
@@ -75,13 +79,15 @@ class CurriculumConfig:
 
 @dataclass(frozen=True)
 class CurriculumState:
-    """Where training stands: the stage (index into cfg.stages), the largest tilt, and the current window."""
+    """Where training stands: the stage (index into cfg.stages), the largest tilt and yaw, and the current window."""
 
     stage_index: int = 0
     tilt_rad: float = 0.0
     window_successes: int = 0
     window_episodes: int = 0
     promotions: int = 0
+    yaw_rad: float = math.pi
+    """Largest yaw of the 'yaw' stage (states saved before it existed had any yaw: pi)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -92,7 +98,7 @@ class CurriculumState:
 
 
 def initial_state(cfg: CurriculumConfig) -> CurriculumState:
-    return CurriculumState(tilt_rad=cfg.initial_tilt_rad)
+    return CurriculumState(tilt_rad=cfg.initial_tilt_rad, yaw_rad=cfg.initial_yaw_rad)
 
 
 def stage_name(cfg: CurriculumConfig, state: CurriculumState) -> str:
@@ -100,9 +106,11 @@ def stage_name(cfg: CurriculumConfig, state: CurriculumState) -> str:
 
 
 def difficulty(cfg: CurriculumConfig, state: CurriculumState) -> float:
-    """One number for plots: the stage's position in STAGES, plus the tilt progress within 'tilt' (0 .. 3)."""
+    """One number for plots: the stage's position in STAGES, plus the yaw (tilt) progress within 'yaw' ('tilt')
+    (0 .. 3)."""
     name = stage_name(cfg, state)
-    within = min(state.tilt_rad / math.pi, 1.0) if name == "tilt" else 0.0
+    within = {"yaw": state.yaw_rad, "tilt": state.tilt_rad}.get(name, 0.0)
+    within = min(within / math.pi, 1.0) if name in ("yaw", "tilt") else 0.0
     return STAGES.index(name) + within
 
 
@@ -114,18 +122,21 @@ def record_episodes(cfg: CurriculumConfig, state: CurriculumState, successes: in
     """The state after `episodes` more curriculum episodes, `successes` of them successful; promotes when due."""
     won, seen = state.window_successes + successes, state.window_episodes + episodes
     if seen < cfg.window_episodes or is_final(cfg, state):
-        return CurriculumState(state.stage_index, state.tilt_rad, won, seen, state.promotions)
+        return replace(state, window_successes=won, window_episodes=seen)
     if won / seen < cfg.promote_success:
         # a sliding judgement: keep the newer half of the window's evidence
-        return CurriculumState(state.stage_index, state.tilt_rad, won // 2, seen // 2, state.promotions)
+        return replace(state, window_successes=won // 2, window_episodes=seen // 2)
     return _promoted(cfg, state)
 
 
 def _promoted(cfg: CurriculumConfig, state: CurriculumState) -> CurriculumState:
-    if stage_name(cfg, state) == "tilt" and state.tilt_rad < math.pi:
-        tilt = min(state.tilt_rad * cfg.growth, math.pi)
-        return CurriculumState(state.stage_index, tilt, 0, 0, state.promotions + 1)
-    return CurriculumState(state.stage_index + 1, state.tilt_rad, 0, 0, state.promotions + 1)
+    fresh = replace(state, window_successes=0, window_episodes=0, promotions=state.promotions + 1)
+    name = stage_name(cfg, state)
+    if name == "yaw" and state.yaw_rad < math.pi:
+        return replace(fresh, yaw_rad=min(state.yaw_rad * cfg.growth, math.pi))
+    if name == "tilt" and state.tilt_rad < math.pi:
+        return replace(fresh, tilt_rad=min(state.tilt_rad * cfg.growth, math.pi))
+    return replace(fresh, stage_index=state.stage_index + 1)
 
 
 def sample_goals(
@@ -144,7 +155,7 @@ def sample_goals(
         low = cfg.lift_min_height_m
         pos[:, 2] = low + (goals.MAX_HEIGHT_M - low) * torch.rand(n, generator=generator, device=device)
     elif name == "yaw":
-        quat = quat_mul(_random_yaw(n, math.pi, generator, device), cube_quat)
+        quat = quat_mul(_random_yaw(n, state.yaw_rad, generator, device), cube_quat)
     elif name == "tilt":
         quat = quat_mul(_random_tilt(n, state.tilt_rad, generator, device),
                         quat_mul(_random_yaw(n, math.pi, generator, device), cube_quat))
