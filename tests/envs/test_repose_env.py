@@ -112,3 +112,30 @@ class TestConfiguration:
     def test_unknown_physics_mode_names_the_valid_ones(self):
         with pytest.raises(ValueError, match="1ms"):
             ReposeEnv(EnvConfig(num_envs=1, task=TaskConfig(physics_mode="2ms")))
+
+
+class TestWholeCubeScale:
+    def test_scaled_cubes_rest_start_and_get_goals_as_their_size_allows(self):
+        from dataclasses import replace
+
+        from trifinger_s2r.robot import cube
+        from trifinger_s2r.robot import trifinger_pro as tp
+        from trifinger_s2r.task.config import Uniform
+        from trifinger_s2r.task.goals import HOME_TIP_LOWEST_M
+
+        task = TaskConfig(level=1)
+        task = replace(task, randomization=replace(task.randomization, cube_scale=Uniform(0.5, 2.0),
+                                                   whole_cube_scale=True))
+        env = ReposeEnv(EnvConfig(num_envs=64, task=task, seed=3))
+        start_xy = env.state.cube_pos_m[:, :2].clone()
+        for _ in range(25):  # the dropped cubes settle
+            env.step(torch.zeros(64, 9))
+        edge = env.params.cube_edge_m
+        state = env.state
+        radius = cube.CIRCUMRADIUS_M * edge / cube.EDGE_M
+        assert torch.allclose(state.cube_pos_m[:, 2], edge / 2, atol=2e-3)  # resting on the table
+        assert torch.allclose(env.goal_pos_m[:, 2], edge / 2)  # on-table goals at the resting height
+        assert (env.goal_pos_m[:, :2].norm(dim=-1) <= tp.ARENA_RADIUS_M - radius + 1e-6).all()
+        tall = edge > HOME_TIP_LOWEST_M
+        assert tall.any() and (~tall).any()
+        assert (start_xy[tall].norm(dim=-1) < 1e-6).all() and (start_xy[~tall].norm(dim=-1) > 1e-3).all()

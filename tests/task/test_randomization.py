@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 import torch
 
 from trifinger_s2r.robot import cube
-from trifinger_s2r.task.config import TaskConfig
+from trifinger_s2r.task.config import TaskConfig, Uniform
 from trifinger_s2r.task.randomization import noisy_action, sample_physics_params
 
 
@@ -44,3 +45,25 @@ class TestActionNoise:
         noisy = noisy_action(action, torch.zeros(100, 9), dr, generator)
         assert noisy.max() <= 1.0 and noisy.min() >= 0.9
         assert (noisy < 1.0).any()
+
+
+class TestWholeCubeScale:
+    def _task(self, whole: bool, **kw) -> TaskConfig:
+        task = TaskConfig(level=1)
+        dr = replace(task.randomization, cube_scale=Uniform(0.5, 2.0), cube_mass_scale=Uniform(1.0, 1.0),
+                     whole_cube_scale=whole)
+        return replace(task, randomization=dr, **kw)
+
+    def test_mass_follows_the_volume(self, generator):
+        p = sample_physics_params(256, self._task(True), generator)
+        density = p.cube_mass_kg / p.cube_edge_m**3
+        assert torch.allclose(density, torch.full_like(density, cube.MASS_KG / cube.EDGE_M**3), rtol=1e-4)
+        assert p.cube_mass_kg.max() > 4 * cube.MASS_KG and p.cube_mass_kg.min() < 0.25 * cube.MASS_KG
+
+    def test_without_it_only_the_size_changes(self, generator):
+        p = sample_physics_params(64, self._task(False), generator)
+        assert torch.all(p.cube_mass_kg == cube.MASS_KG)
+
+    def test_grasped_starts_are_refused(self):
+        with pytest.raises(ValueError, match="whole_cube_scale"):
+            self._task(True, grasp_start_share=0.5, level=4)

@@ -23,23 +23,17 @@ import torch
 
 from trifinger_s2r.envs.repose_env import CUBE_DROP_HEIGHT_M, EnvConfig, ReposeEnv
 from trifinger_s2r.robot import cube
-from trifinger_s2r.robot import trifinger_pro as tp
 from trifinger_s2r.robot.objects import ObjectVariant, bounding_radius_m, variant
 from trifinger_s2r.task.geometry import quat_from_yaw, quat_mul
-from trifinger_s2r.task.goals import FACE_UP_QUATS
+from trifinger_s2r.task.goals import FACE_UP_QUATS, HOME_TIP_LOWEST_M, ON_TABLE_LEVELS, arena_factor
 
-ON_TABLE_LEVELS = (-1, 1)
-"""Levels whose goals lie on the table (z = the cube's half edge)."""
-HOME_TIP_LOWEST_M = 0.069
-"""Lowest point of the fingertips at the home pose (MuJoCo model, tested): a taller object would start inside them."""
 HOME_TIP_AXIS_DISTANCE_M = 0.0955
 """Closest approach of the fingertips to the arena's vertical axis at the home pose (tested)."""
 
 
 def arena_scale(obj: ObjectVariant) -> float:
     """Factor on distances from the arena's centre that keeps the object inside the wall wherever the cube would be."""
-    radius = float(bounding_radius_m(obj.shape, [obj.half_size_m])[0])
-    return min(1.0, (tp.ARENA_RADIUS_M - radius) / (tp.ARENA_RADIUS_M - cube.CIRCUMRADIUS_M))
+    return arena_factor(float(bounding_radius_m(obj.shape, [obj.half_size_m])[0]))
 
 
 def starts_at_centre(obj: ObjectVariant) -> bool:

@@ -86,6 +86,11 @@ class RandomizationConfig:
     joint_limit_std_rad: float = 0.01
     cube_scale: Uniform = Uniform(0.97, 1.03)
     cube_mass_scale: Uniform = Uniform(0.7, 1.3)
+    whole_cube_scale: bool = False
+    """cube_scale scales the cube as a whole, for training across sizes (e.g. cube_scale [0.5, 2]): its mass with its
+    volume (then times cube_mass_scale), its starts and goals inside the wall by move_cube's rule (starts at the
+    centre where it is taller than the fingertips at home), on-table goals at its resting height. Off: only the
+    collision size changes (the few-percent randomisation)."""
     cube_friction_scale: Uniform = Uniform(0.7, 1.3)
     table_friction_scale: Uniform = Uniform(0.5, 1.5)
     safety_kd_scale: Uniform = Uniform(0.9, 1.3)
@@ -134,6 +139,9 @@ class TaskConfig:
             raise ValueError(f"curriculum.enabled ends at level 4's goals and needs level 4, got level {self.level}")
         if not 0.0 <= self.grasp_start_share < 1.0:
             raise ValueError(f"grasp_start_share must be in [0, 1), got {self.grasp_start_share}")
+        if self.randomization.whole_cube_scale and self.grasp_start_share > 0:
+            raise ValueError("randomization.whole_cube_scale needs grasp_start_share 0: the cached grasps hold the "
+                             "nominal cube")
         _check_choice("obs_type", self.obs_type, OBS_TYPES)
         _check_choice("reward_type", self.reward_type, REWARD_TYPES)
         if self.episode_length_steps <= 0:

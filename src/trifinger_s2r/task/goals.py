@@ -18,6 +18,11 @@ MIN_HEIGHT_M = cube.HALF_EDGE_M
 MAX_HEIGHT_M = 0.1
 LEVEL_2_HEIGHT_M = MIN_HEIGHT_M + 0.05
 
+ON_TABLE_LEVELS = (-1, 1)
+"""Levels whose goals lie on the table (z = the cube's half edge)."""
+HOME_TIP_LOWEST_M = 0.069
+"""Lowest point of the fingertips at the home pose (MuJoCo model, tested): a taller object would start inside them."""
+
 _S = 1 / math.sqrt(2)
 FACE_UP_QUATS = torch.tensor(
     [[0, 0, 0, 1], [_S, 0, 0, _S], [1, 0, 0, 0], [-_S, 0, 0, _S], [0, -_S, 0, _S], [0, _S, 0, _S]],
@@ -74,3 +79,28 @@ def sample_initial_pose(
     pos, quat = sample_goal(-1, n, generator, device)
     pos[:, 2] += lift_m
     return pos, quat
+
+
+def arena_factor(bounding_radius_m: torch.Tensor | float) -> torch.Tensor | float:
+    """Factor on distances from the arena's centre that keeps an object of this bounding radius inside the wall
+    wherever the cube would be (move_cube's rule: the centre stays within R - r of the centre)."""
+    factor = (tp.ARENA_RADIUS_M - bounding_radius_m) / (tp.ARENA_RADIUS_M - cube.CIRCUMRADIUS_M)
+    return factor.clamp(max=1.0) if isinstance(factor, torch.Tensor) else min(1.0, factor)
+
+
+def scaled_cube_starts(start_pos_m: torch.Tensor, edge_m: torch.Tensor) -> torch.Tensor:
+    """(n, 3) on-table starts for cubes of edge edge_m (n,): inside the wall, and at the arena's centre where the
+    cube is taller than the fingertips at home (it would start inside them); heights are left as given."""
+    pos = start_pos_m.clone()
+    factor = arena_factor(cube.CIRCUMRADIUS_M * edge_m / cube.EDGE_M)
+    pos[:, :2] *= torch.where(edge_m > HOME_TIP_LOWEST_M, torch.zeros_like(factor), factor)[:, None]
+    return pos
+
+
+def scaled_cube_goals(level: int, goal_pos_m: torch.Tensor, edge_m: torch.Tensor) -> torch.Tensor:
+    """(n, 3) a level's goals for cubes of edge edge_m (n,): inside the wall, on-table goals at the cube's resting
+    height, goals in the air no lower."""
+    pos = goal_pos_m.clone()
+    pos[:, :2] *= arena_factor(cube.CIRCUMRADIUS_M * edge_m / cube.EDGE_M)[:, None]
+    pos[:, 2] = edge_m / 2 if level in ON_TABLE_LEVELS else torch.maximum(pos[:, 2], edge_m / 2)
+    return pos

@@ -62,9 +62,11 @@ def sample_physics_params(
     joint_noise = dr.joint_limit_std_rad * torch.randn(n, tp.NUM_JOINTS, generator=generator, device=device)
     frictions = _contact_frictions(CUBE_FRICTION * u(dr.cube_friction_scale), TABLE_FRICTION * u(dr.table_friction_scale))
     gravity_noise = dr.gravity_std_mps2 * torch.randn(n, 3, generator=generator, device=device)
+    size_scale = u(dr.cube_scale)
+    mass_scale = u(dr.cube_mass_scale) * (size_scale**3 if dr.whole_cube_scale else 1.0)
     return PhysicsParams(
-        cube_mass_kg=params.cube_mass_kg * u(dr.cube_mass_scale),
-        cube_edge_m=params.cube_edge_m * u(dr.cube_scale),
+        cube_mass_kg=params.cube_mass_kg * mass_scale,
+        cube_edge_m=params.cube_edge_m * size_scale,
         **frictions,
         gravity_mps2=params.gravity_mps2 + gravity_noise,
         joint_lower_rad=params.joint_lower_rad + joint_noise,
