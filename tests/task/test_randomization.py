@@ -67,3 +67,12 @@ class TestWholeCubeScale:
     def test_grasped_starts_are_refused(self):
         with pytest.raises(ValueError, match="whole_cube_scale"):
             self._task(True, grasp_start_share=0.5, level=4)
+
+    def test_evaluation_judges_the_standard_cube(self):
+        from trifinger_s2r.task.config import RandomizationConfig, for_evaluation
+
+        judged = for_evaluation(self._task(True)).randomization
+        default = RandomizationConfig()
+        assert (judged.cube_scale, judged.cube_mass_scale, judged.whole_cube_scale) == (
+            default.cube_scale, default.cube_mass_scale, False)
+        assert for_evaluation(self._task(False)).randomization.cube_scale == Uniform(0.5, 2.0)  # a size study's own

@@ -16,7 +16,6 @@ from pathlib import Path
 from trifinger_s2r.robot.objects import VARIANTS, variant
 from trifinger_s2r.study import report
 from trifinger_s2r.study.plots import success_bars
-from trifinger_s2r.task.config import RandomizationConfig
 
 OBJECTS = ("cube", "cube_x0.5", "cube_x2", "cuboid", "sphere")
 PLATFORMS = ("mujoco", "pybullet")
@@ -53,14 +52,6 @@ class RobustnessConfig:
             variant(name)
 
 
-def nominal_object_randomization(dr: RandomizationConfig) -> RandomizationConfig:
-    """dr with the default object size and mass randomisation: every policy is judged on the same objects, whatever
-    sizes it trained on (randomization.whole_cube_scale)."""
-    default = RandomizationConfig()
-    return dataclasses.replace(dr, cube_scale=default.cube_scale, cube_mass_scale=default.cube_mass_scale,
-                               whole_cube_scale=False)
-
-
 def run_robustness(cfg: RobustnessConfig, out_dir: Path, command: str = "",
                    progress: Callable[[str], None] | None = None) -> dict:
     """Run the study into out_dir (study.json, robustness.png, report.md, videos/) and return its results;
@@ -73,9 +64,8 @@ def run_robustness(cfg: RobustnessConfig, out_dir: Path, command: str = "",
     out_dir.mkdir(parents=True, exist_ok=True)
     provenance = report.provenance(command)  # when it started, at which commit
     policy, train_cfg = load_policy(cfg.policy)
-    task = for_evaluation(train_cfg.env.task)
-    task = dataclasses.replace(task, randomization=nominal_object_randomization(task.randomization))
-    train_cfg = dataclasses.replace(train_cfg, env=dataclasses.replace(train_cfg.env, task=task))
+    train_cfg = dataclasses.replace(train_cfg, env=dataclasses.replace(
+        train_cfg.env, task=for_evaluation(train_cfg.env.task)))
     if cfg.platform == "pybullet":
         policy = load_bundle_policy(bundle_for(cfg.policy, out_dir / "bundle"))
     video_note = _video_note(cfg)

@@ -151,5 +151,11 @@ class TaskConfig:
 
 
 def for_evaluation(task: TaskConfig) -> TaskConfig:
-    """The task as it is judged: the level's own goals from on-table starts (no curriculum, no grasped starts)."""
-    return replace(task, curriculum=replace(task.curriculum, enabled=False), grasp_start_share=0.0)
+    """The task as it is judged: the level's own goals from on-table starts (no curriculum, no grasped starts), with
+    the standard cube (the default size and mass randomisation) where training scaled the cube as a whole."""
+    dr = task.randomization
+    if dr.whole_cube_scale:
+        default = RandomizationConfig()
+        dr = replace(dr, cube_scale=default.cube_scale, cube_mass_scale=default.cube_mass_scale,
+                     whole_cube_scale=False)
+    return replace(task, curriculum=replace(task.curriculum, enabled=False), grasp_start_share=0.0, randomization=dr)
