@@ -137,3 +137,20 @@ def test_bad_input_is_one_line_error(argv, message):
         main(argv)
     text = str(stop.value.code)
     assert message in text and "\n" not in text and text.startswith("trifinger-s2r study")
+
+
+def test_an_agent_stopped_before_its_budget_stops_the_study_unjudged(tmp_path, monkeypatch):
+    """A signal stops training after an iteration with a checkpoint; the study must not judge that shorter run."""
+    from trifinger_s2r.train import trainer
+
+    def stopped_early(cfg, run_dir, resume=False, show_progress=True):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return run_dir / "model_0.pt"
+
+    monkeypatch.setattr(trainer, "train", stopped_early)
+    out = tmp_path / "study"
+    with pytest.raises(SystemExit) as stop:
+        main(["study", "ablation", *TINY, "--budget-steps", "400", "--no-pybullet", "--out", str(out)])
+    text = str(stop.value.code)
+    assert "stopped at model_0.pt before its budget" in text and "run the same study command again" in text
+    assert "\n" not in text and not (out / "study.json").exists()

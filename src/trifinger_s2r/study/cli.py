@@ -19,6 +19,8 @@ def _cmd_study(args: argparse.Namespace) -> None:
     def progress(line: str) -> None:
         print(f"study {args.study}: {line}", file=sys.stderr, flush=True)
 
+    from trifinger_s2r.study.training import StudyInterrupted
+
     try:
         if args.study == "robustness":
             from trifinger_s2r.policies import resolve
@@ -53,7 +55,7 @@ def _cmd_study(args: argparse.Namespace) -> None:
             rows = {name: f"{100 * a['sim']['success_rate']:.1f}% in our sim"
                     + (f", {100 * a['pybullet']['success_rate']:.1f}% on PyBullet" if a["pybullet"] else "")
                     for name, a in result["agents"].items()}
-    except (FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, ValueError, StudyInterrupted) as err:
         raise SystemExit(f"{prefix}: {err}") from None
     if args.json:
         print(json.dumps(result))

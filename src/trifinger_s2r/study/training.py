@@ -85,6 +85,10 @@ def sim_eval_config(cfg: TrainConfig, study: TrainingStudyConfig) -> TrainConfig
     return dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, task=task, backend="mujoco", device="cpu"))
 
 
+class StudyInterrupted(RuntimeError):
+    """An agent's training stopped before its budget (a signal asked it to): the study stops too, resumable."""
+
+
 def train_agent(cfg: TrainConfig, run_dir: Path) -> Path:
     """Train (or reuse the finished run in run_dir); returns the final checkpoint."""
     from trifinger_s2r.train.trainer import latest_checkpoint, train
@@ -92,9 +96,11 @@ def train_agent(cfg: TrainConfig, run_dir: Path) -> Path:
     final = run_dir / f"model_{cfg.max_iterations - 1}.pt"
     if final.is_file():
         return final
-    if latest_checkpoint(run_dir) is not None:
-        return train(cfg, run_dir, resume=True, show_progress=False)
-    return train(cfg, run_dir, show_progress=False)
+    checkpoint = train(cfg, run_dir, resume=latest_checkpoint(run_dir) is not None, show_progress=False)
+    if Path(checkpoint) != final:  # stopped early (SIGINT/SIGTERM): judging it would judge a shorter budget
+        raise StudyInterrupted(f"training of {run_dir.name} stopped at {Path(checkpoint).name} before its budget "
+                               f"({final.name}); run the same study command again to continue it")
+    return final
 
 
 def learning_curve(run_dir: Path) -> list[tuple[int, float | None]]:
