@@ -75,3 +75,23 @@ def test_teacher_bench_judges_the_controller_through_evals_episode_loop():
     assert result["episodes"] == 3 and result["level"] == 3
     assert 0.0 <= result["ci80_low"] <= result["success_rate"] <= result["ci80_high"] <= 1.0
     assert 0.0 <= result["lifted_share"] <= 1.0
+
+
+def test_drift_bench_accounts_for_every_drifted_episode_and_a_limp_robot_lifts_nothing():
+    from trifinger_s2r.bench.grasp_drift import measure_drift
+
+    cfg = preset("repose-cpu")
+    cfg = dataclasses.replace(cfg, env=dataclasses.replace(
+        cfg.env, num_threads=1, task=dataclasses.replace(cfg.env.task, episode_length_steps=60)))
+    result = measure_drift(lambda obs: torch.zeros(obs["policy"].shape[0], 9), cfg, 8, 0, 0.25)
+    assert result["lifted_share"] == 0.0 and result["success_rate"] == 0.0  # zero torque lifts nothing
+    assert result["drifted_share"] == pytest.approx(result["drifted_on_table_share"] + result["drifted_in_air_share"])
+    assert result["drifted_in_air_share"] == 0.0 and result["lifted_without_drift_share"] == 0.0
+
+
+def test_drift_bench_names_a_missing_policy_in_one_line():
+    from trifinger_s2r.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["bench", "drift", "--policy", "/nonexistent/model_1.pt"])
+    assert "bench drift: --policy /nonexistent/model_1.pt" in str(stop.value.code) and "\n" not in str(stop.value.code)
