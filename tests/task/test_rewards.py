@@ -70,3 +70,14 @@ class TestCombination:
     def test_reach_term_switches_off_after_its_budget(self):
         _, terms = self._call("keypoints", total_env_steps=int(1e8))
         assert torch.all(terms["finger_reach"] == 0)
+
+    def test_cube_turning_penalises_the_cube_angular_speed_when_weighted(self):
+        from dataclasses import replace
+
+        pos, quat = torch.zeros(2, 3), IDENTITY.expand(2, 4)
+        angvel = torch.tensor([[0.0, 0.0, 0.0], [3.0, 0.0, 4.0]])  # still, and turning at 5 rad/s
+        args = ("keypoints", replace(RewardWeights(), cube_turning=-10.0), 0.02, 0, torch.zeros(2, 3, 3),
+                torch.zeros(2, 3, 3), pos, pos, quat, pos, quat, keypoints(pos, quat), keypoints(pos, quat))
+        _, terms = rewards.compute_rewards(*args, cube_angvel_radps=angvel)
+        np.testing.assert_allclose(terms["cube_turning"], [0.0, -10.0 * 0.02 * 5.0], rtol=1e-6)
+        assert "cube_turning" not in self._call("keypoints")[1]  # off by default: the paper's reward

@@ -262,6 +262,7 @@ class ReposeEnv(VecEnv):
             goal_quat=goal_quat,
             cube_kp_m=true_kp[0],
             goal_kp_m=true_kp[1],
+            cube_angvel_radps=state.cube_angvel_radps,
         )
 
     def _errors(self, state: SimState) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -55,6 +55,9 @@ class RewardWeights:
     """R-PQ's rotation denominator offset; leibnizgym's 3 (IsaacGymEnvs' 0.01 lets it swamp position)."""
     finger_reach_until_env_steps: float = 5e7
     """The reach term is active while the total env steps stay at or below this."""
+    cube_turning: float = 0.0
+    """dt * the cube's angular speed (rad/s); negative: a penalty on turning the cube, aimed at grasps that roll it
+    out of its orientation (0: off, the paper's reward)."""
 
 
 @dataclass(frozen=True)

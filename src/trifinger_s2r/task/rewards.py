@@ -42,6 +42,11 @@ def object_orientation(cube_quat: torch.Tensor, goal_quat: torch.Tensor, dt_s: f
     return dt_s / (3.0 * rotation_angle_between(cube_quat, goal_quat) + epsilon)
 
 
+def cube_turning(cube_angvel_radps: torch.Tensor, dt_s: float) -> torch.Tensor:
+    """(N,) dt * the cube's angular speed (rad/s)."""
+    return dt_s * cube_angvel_radps.norm(dim=-1)
+
+
 def compute_rewards(
     reward_type: str,
     weights: RewardWeights,
@@ -56,6 +61,7 @@ def compute_rewards(
     goal_quat: torch.Tensor,
     cube_kp_m: torch.Tensor,
     goal_kp_m: torch.Tensor,
+    cube_angvel_radps: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Total reward (N,) and the weighted terms by name; orientation terms get the goal the level judges."""
     reach_weight = weights.finger_reach if total_env_steps <= weights.finger_reach_until_env_steps else 0.0
@@ -70,4 +76,8 @@ def compute_rewards(
         terms["object_orientation"] = weights.object_orientation * object_orientation(
             cube_quat, goal_quat, dt_s, weights.orientation_epsilon
         )
+    if weights.cube_turning != 0.0:
+        if cube_angvel_radps is None:
+            raise ValueError("rewards.cube_turning needs the cube's angular velocity")
+        terms["cube_turning"] = weights.cube_turning * cube_turning(cube_angvel_radps, dt_s)
     return torch.stack(list(terms.values())).sum(0), terms
