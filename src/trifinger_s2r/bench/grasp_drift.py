@@ -12,13 +12,14 @@ import argparse
 import dataclasses
 from collections.abc import Callable
 
-import torch
-
 from trifinger_s2r.clitools import positive_int, print_result
 
 
 def measure_drift(policy: Callable, cfg, episodes: int, seed: int, yaw_rad: float) -> dict:
-    """Drift statistics of `episodes` parallel episodes of policy (obs -> action) under cfg (a TrainConfig)."""
+    """Drift statistics of `episodes` parallel episodes of policy (obs -> action) under cfg (a TrainConfig). Imports
+    stay inside: the CLI builds this parser for every command, farm HTTP commands included."""
+    import torch
+
     from trifinger_s2r.envs.repose_env import LIFTED_M, ReposeEnv
     from trifinger_s2r.task import curriculum
     from trifinger_s2r.task.config import for_evaluation
