@@ -14,8 +14,9 @@ from trifinger_s2r.robot import trifinger_pro as tp
 from trifinger_s2r.robot.objects import VARIANTS, variant
 from trifinger_s2r.sim.model import load_model
 from trifinger_s2r.sim.mujoco_cpu import MujocoCpuBackend
-from trifinger_s2r.study.object_env import HOME_TIP_AXIS_DISTANCE_M, HOME_TIP_LOWEST_M
+from trifinger_s2r.study.object_env import HOME_TIP_AXIS_DISTANCE_M
 from trifinger_s2r.task.config import TaskConfig
+from trifinger_s2r.task.goals import HOME_TIP_LOWEST_M
 from trifinger_s2r.task.randomization import nominal_physics_params
 
 HOME = torch.tensor(tp.per_finger(tp.HOME_POSE_RAD))

@@ -139,7 +139,8 @@ class ReposeEnv(VecEnv):
         self.backend.reset(env_ids, joint_pos, cube_pos, cube_quat)
         goal_pos, self.goal_quat[env_ids], self.goal_is_level_4[env_ids] = self._sample_goals(cube_quat)
         if task.randomization.whole_cube_scale:
-            goal_pos = goals.scaled_cube_goals(task.level, goal_pos, new_params.cube_edge_m)
+            edge = new_params.cube_edge_m
+            goal_pos = goals.object_goals(task.level, goal_pos, goals.cube_bounding_radius_m(edge), edge / 2)
         self.goal_pos_m[env_ids] = self._near_grasp_goals(goal_pos, cube_pos, grasped, self.goal_is_level_4[env_ids])
         self.action_bias[env_ids] = sample_action_bias(n, task.randomization, g, d)
         self.last_action[env_ids] = 0.0
@@ -154,7 +155,7 @@ class ReposeEnv(VecEnv):
         g, d = self.generator, self.device
         cube_pos, cube_quat = goals.sample_initial_pose(n, g, d)
         if self.task.randomization.whole_cube_scale:
-            cube_pos = goals.scaled_cube_starts(cube_pos, cube_edge_m)
+            cube_pos = goals.object_starts(cube_pos, goals.cube_bounding_radius_m(cube_edge_m), cube_edge_m / 2)
         cube_pos[:, 2] = cube_edge_m / 2 + CUBE_DROP_HEIGHT_M
         joint_pos = torch.tensor(tp.per_finger(tp.HOME_POSE_RAD), device=d).expand(n, -1).clone()
         grasped = torch.zeros(n, dtype=torch.bool, device=d)

@@ -25,7 +25,7 @@ from trifinger_s2r.envs.repose_env import CUBE_DROP_HEIGHT_M, EnvConfig, ReposeE
 from trifinger_s2r.robot import cube
 from trifinger_s2r.robot.objects import ObjectVariant, bounding_radius_m, variant
 from trifinger_s2r.task.geometry import quat_from_yaw, quat_mul
-from trifinger_s2r.task.goals import FACE_UP_QUATS, HOME_TIP_LOWEST_M, ON_TABLE_LEVELS, arena_factor
+from trifinger_s2r.task.goals import FACE_UP_QUATS, arena_factor, object_goals, object_starts
 
 HOME_TIP_AXIS_DISTANCE_M = 0.0955
 """Closest approach of the fingertips to the arena's vertical axis at the home pose (tested)."""
@@ -33,19 +33,17 @@ HOME_TIP_AXIS_DISTANCE_M = 0.0955
 
 def arena_scale(obj: ObjectVariant) -> float:
     """Factor on distances from the arena's centre that keeps the object inside the wall wherever the cube would be."""
-    return arena_factor(float(bounding_radius_m(obj.shape, [obj.half_size_m])[0]))
+    return arena_factor(_bounding_radius_m(obj))
 
 
-def starts_at_centre(obj: ObjectVariant) -> bool:
-    """Whether the object is too tall to start under the fingertips at home (it starts at the arena's centre)."""
-    return 2 * obj.resting_height_m > HOME_TIP_LOWEST_M
+def _bounding_radius_m(obj: ObjectVariant) -> float:
+    return float(bounding_radius_m(obj.shape, [obj.half_size_m])[0])
 
 
 def start_positions(obj: ObjectVariant, pos_m: torch.Tensor, size_scale: torch.Tensor | float = 1.0) -> torch.Tensor:
     """(n, 3) starting positions from the level sampler's (n, 3): at the resting height (times the randomised size
     scale), inside the wall, and at the centre for an object taller than the fingertips at home."""
-    pos = pos_m.clone()
-    pos[:, :2] *= 0.0 if starts_at_centre(obj) else arena_scale(obj)
+    pos = object_starts(pos_m, _bounding_radius_m(obj), obj.resting_height_m)
     pos[:, 2] = obj.resting_height_m * size_scale
     return pos
 
@@ -65,13 +63,7 @@ def start_quats(obj: ObjectVariant, quat_xyzw: torch.Tensor, generator: torch.Ge
 def goal_positions(obj: ObjectVariant, level: int, goal_pos_m: torch.Tensor) -> torch.Tensor:
     """(n, 3) goal positions for the object: inside the wall, on-table goals at its resting height, goals in the air
     no lower."""
-    pos = goal_pos_m.clone()
-    pos[:, :2] *= arena_scale(obj)
-    if level in ON_TABLE_LEVELS:
-        pos[:, 2] = obj.resting_height_m
-    else:
-        pos[:, 2] = pos[:, 2].clamp(min=obj.resting_height_m)
-    return pos
+    return object_goals(level, goal_pos_m, _bounding_radius_m(obj), obj.resting_height_m)
 
 
 class ObjectEnv(ReposeEnv):

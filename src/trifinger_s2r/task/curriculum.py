@@ -109,9 +109,8 @@ def difficulty(cfg: CurriculumConfig, state: CurriculumState) -> float:
     """One number for plots: the stage's position in STAGES, plus the yaw (tilt) progress within 'yaw' ('tilt')
     (0 .. 3)."""
     name = stage_name(cfg, state)
-    within = {"yaw": state.yaw_rad, "tilt": state.tilt_rad}.get(name, 0.0)
-    within = min(within / math.pi, 1.0) if name in ("yaw", "tilt") else 0.0
-    return STAGES.index(name) + within
+    largest = {"yaw": state.yaw_rad, "tilt": state.tilt_rad}.get(name, 0.0)
+    return STAGES.index(name) + min(largest / math.pi, 1.0)
 
 
 def is_final(cfg: CurriculumConfig, state: CurriculumState) -> bool:

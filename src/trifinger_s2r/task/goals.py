@@ -88,19 +88,33 @@ def arena_factor(bounding_radius_m: torch.Tensor | float) -> torch.Tensor | floa
     return factor.clamp(max=1.0) if isinstance(factor, torch.Tensor) else min(1.0, factor)
 
 
-def scaled_cube_starts(start_pos_m: torch.Tensor, edge_m: torch.Tensor) -> torch.Tensor:
-    """(n, 3) on-table starts for cubes of edge edge_m (n,): inside the wall, and at the arena's centre where the
-    cube is taller than the fingertips at home (it would start inside them); heights are left as given."""
+def _per_row(value: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
+    return torch.as_tensor(value, dtype=like.dtype, device=like.device).expand(like.shape[0])
+
+
+def object_starts(start_pos_m: torch.Tensor, bounding_radius_m: torch.Tensor | float,
+                  resting_height_m: torch.Tensor | float) -> torch.Tensor:
+    """(n, 3) on-table starts for objects (one, or one per row) other than the cube: inside the wall, and at the
+    arena's centre where the object is taller than the fingertips at home (it would start inside them); heights are
+    left as given."""
     pos = start_pos_m.clone()
-    factor = arena_factor(cube.CIRCUMRADIUS_M * edge_m / cube.EDGE_M)
-    pos[:, :2] *= torch.where(edge_m > HOME_TIP_LOWEST_M, torch.zeros_like(factor), factor)[:, None]
+    factor = _per_row(arena_factor(bounding_radius_m), pos)
+    tall = 2 * _per_row(resting_height_m, pos) > HOME_TIP_LOWEST_M
+    pos[:, :2] *= torch.where(tall, torch.zeros_like(factor), factor)[:, None]
     return pos
 
 
-def scaled_cube_goals(level: int, goal_pos_m: torch.Tensor, edge_m: torch.Tensor) -> torch.Tensor:
-    """(n, 3) a level's goals for cubes of edge edge_m (n,): inside the wall, on-table goals at the cube's resting
-    height, goals in the air no lower."""
+def object_goals(level: int, goal_pos_m: torch.Tensor, bounding_radius_m: torch.Tensor | float,
+                 resting_height_m: torch.Tensor | float) -> torch.Tensor:
+    """(n, 3) a level's goals for objects (one, or one per row) other than the cube: inside the wall, on-table goals
+    at the resting height, goals in the air no lower."""
     pos = goal_pos_m.clone()
-    pos[:, :2] *= arena_factor(cube.CIRCUMRADIUS_M * edge_m / cube.EDGE_M)[:, None]
-    pos[:, 2] = edge_m / 2 if level in ON_TABLE_LEVELS else torch.maximum(pos[:, 2], edge_m / 2)
+    pos[:, :2] *= _per_row(arena_factor(bounding_radius_m), pos)[:, None]
+    resting = _per_row(resting_height_m, pos)
+    pos[:, 2] = resting if level in ON_TABLE_LEVELS else torch.maximum(pos[:, 2], resting)
     return pos
+
+
+def cube_bounding_radius_m(edge_m: torch.Tensor) -> torch.Tensor:
+    """(n,) circumradius of cubes of edge edge_m (n,)."""
+    return cube.CIRCUMRADIUS_M * edge_m / cube.EDGE_M
