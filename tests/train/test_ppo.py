@@ -53,6 +53,25 @@ def test_bounds_gradient_hook_equals_adding_the_bounds_loss():
     assert torch.allclose(hooked, expected, atol=1e-6)
 
 
+def test_bounds_gradient_hook_keeps_no_graph_alive_without_a_backward_pass():
+    """A forward that is never backpropagated (rsl_rl's symmetry loss, logged only) frees its graph at once: the
+    earlier tensor hook made a reference cycle that leaked memory every iteration."""
+    import gc
+    import weakref
+
+    layer = torch.nn.Linear(4, 3)
+    layer.register_forward_hook(lambda m, i, o: ReferencePPO._add_bounds_gradient(
+        SimpleNamespace(bounds_loss_coef=0.5), m, i, o))
+    gc.disable()
+    try:
+        out = layer(3.0 * torch.randn(8, 4))
+        alive = weakref.ref(out)
+        del out
+        assert alive() is None
+    finally:
+        gc.enable()
+
+
 def test_bounds_loss_is_zero_inside_the_soft_bound():
     assert bounds_loss(torch.tensor([[1.1, -1.1, 0.0]])) == 0
     assert bounds_loss(torch.tensor([[1.6, -2.1, 0.0]])).item() == pytest.approx(0.25 + 1.0)

@@ -8,7 +8,7 @@ a bounds loss on the action means (`bounds_loss_coef` 1e-4, soft bound 1.1). Her
   rsl_rl's GAE sees values in return units;
 - `ReferencePPO` scales rewards, updates the return statistics before each update and divides the value loss by
   the return variance, which makes rsl_rl's (R - V)^2 exactly the normalised ((R - mu) / sigma - v_hat)^2;
-  the bounds loss enters as a gradient hook on the actor's mean, the same gradient as adding the loss term.
+  the bounds loss enters as an identity on the actor's mean whose backward adds the loss term's gradient.
 """
 
 from __future__ import annotations
@@ -83,10 +83,28 @@ class ReferencePPO(PPO):
             for p in trainable:
                 p.requires_grad_(True)
 
-    def _add_bounds_gradient(self, module, inputs, mean: torch.Tensor) -> None:
+    def _add_bounds_gradient(self, module, inputs, mean: torch.Tensor) -> torch.Tensor | None:
+        """Forward hook: the actor's mean, passed through unchanged, whose gradient gains the bounds loss's."""
         if mean.requires_grad:
-            coef = self.bounds_loss_coef
-            mean.register_hook(lambda grad: grad + coef * _bounds_loss_gradient(mean.detach()))
+            return _BoundsLossGradient.apply(mean, self.bounds_loss_coef)
+        return None
+
+
+class _BoundsLossGradient(torch.autograd.Function):
+    """Identity whose backward adds coef * d bounds_loss / d mean. (A tensor hook closing over the mean made a
+    reference cycle that kept every forward's graph alive until Python's garbage collector ran: with symmetry
+    augmentation's extra, never-backpropagated actor forward that grew by ~0.4 GB per iteration at 256 envs.)"""
+
+    @staticmethod
+    def forward(ctx, mean: torch.Tensor, coef: float) -> torch.Tensor:
+        ctx.save_for_backward(mean)
+        ctx.coef = coef
+        return mean.clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (mean,) = ctx.saved_tensors
+        return grad + ctx.coef * _bounds_loss_gradient(mean), None
 
 
 def _bounds_loss_gradient(mean: torch.Tensor) -> torch.Tensor:
