@@ -8,10 +8,12 @@ import torch
 from rsl_rl.env import VecEnv
 from tensordict import TensorDict
 
+from trifinger_s2r.robot import cube
 from trifinger_s2r.robot import trifinger_pro as tp
 from trifinger_s2r.sim import BACKENDS
 from trifinger_s2r.sim.backend import PhysicsBackend, PhysicsParams, SimState
-from trifinger_s2r.task import curriculum, goals
+from trifinger_s2r.sim.object_mix import env_object_indices
+from trifinger_s2r.task import curriculum, goals, object_rules
 from trifinger_s2r.task import observations as obs_fn
 from trifinger_s2r.task.camera import CameraPoseModel
 from trifinger_s2r.task.config import CameraConfig, TaskConfig
@@ -55,6 +57,13 @@ class EnvConfig:
 
 
 def make_backend(cfg: EnvConfig, timing: Timing) -> PhysicsBackend:
+    objects = cfg.task.randomization.objects
+    if objects and cfg.backend != "mujoco":
+        raise ValueError(f"randomization.objects needs the 'mujoco' backend, got {cfg.backend!r}")
+    if objects:
+        from trifinger_s2r.sim.object_mix import ObjectMixBackend
+
+        return ObjectMixBackend(cfg.num_envs, objects, timing, cfg.collision, cfg.num_threads)
     if cfg.backend == "mujoco":
         from trifinger_s2r.sim.mujoco_cpu import MujocoCpuBackend
 
@@ -83,6 +92,10 @@ class ReposeEnv(VecEnv):
         self.num_actions = tp.NUM_JOINTS
         self.max_episode_length = self.task.episode_length_steps
         self.backend = backend or make_backend(cfg, self.timing)
+        objects = self.task.randomization.objects
+        self.objects = (object_rules.object_table(objects, env_object_indices(self.num_envs, len(objects)).to(
+            self.device)) if objects else None)
+        """Which object each env holds (randomization.objects); None: the cube."""
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.camera = CameraPoseModel(
             self.num_envs,
@@ -135,12 +148,14 @@ class ReposeEnv(VecEnv):
         new_params = sample_physics_params(n, task, g, d)
         _assign_rows(self.params, env_ids, new_params)
         self.backend.set_params(env_ids, new_params)
-        joint_pos, cube_pos, cube_quat, grasped = self._initial_states(n, new_params.cube_edge_m)
+        joint_pos, cube_pos, cube_quat, grasped = self._initial_states(env_ids, new_params.cube_edge_m)
         self.backend.reset(env_ids, joint_pos, cube_pos, cube_quat)
         goal_pos, self.goal_quat[env_ids], self.goal_is_level_4[env_ids] = self._sample_goals(cube_quat)
         if task.randomization.whole_cube_scale:
             edge = new_params.cube_edge_m
             goal_pos = goals.object_goals(task.level, goal_pos, goals.cube_bounding_radius_m(edge), edge / 2)
+        if self.objects is not None:
+            goal_pos = object_rules.goal_positions(self.objects, env_ids, task.level, goal_pos)
         self.goal_pos_m[env_ids] = self._near_grasp_goals(goal_pos, cube_pos, grasped, self.goal_is_level_4[env_ids])
         self.action_bias[env_ids] = sample_action_bias(n, task.randomization, g, d)
         self.last_action[env_ids] = 0.0
@@ -149,14 +164,18 @@ class ReposeEnv(VecEnv):
             sums[env_ids] = 0.0
         self.camera.reset(env_ids, cube_pos, cube_quat, g)
 
-    def _initial_states(self, n: int, cube_edge_m: torch.Tensor):
-        """Joint positions, cube poses and whether each starts grasped, for n envs reset: on the table at home, or
+    def _initial_states(self, env_ids: torch.Tensor, cube_edge_m: torch.Tensor):
+        """Joint positions, cube poses and whether each starts grasped, for the envs reset: on the table at home, or
         (grasp_start_share of them) in a cached grasp of the lifted cube."""
-        g, d = self.generator, self.device
+        g, d, n = self.generator, self.device, len(env_ids)
         cube_pos, cube_quat = goals.sample_initial_pose(n, g, d)
         if self.task.randomization.whole_cube_scale:
             cube_pos = goals.object_starts(cube_pos, goals.cube_bounding_radius_m(cube_edge_m), cube_edge_m / 2)
         cube_pos[:, 2] = cube_edge_m / 2 + CUBE_DROP_HEIGHT_M
+        if self.objects is not None:  # the cube's size randomisation scales each object alike
+            cube_pos = object_rules.start_positions(self.objects, env_ids, cube_pos, cube_edge_m / cube.EDGE_M)
+            cube_pos[:, 2] += CUBE_DROP_HEIGHT_M
+            cube_quat = object_rules.start_quats(self.objects, env_ids, cube_quat, g)
         joint_pos = torch.tensor(tp.per_finger(tp.HOME_POSE_RAD), device=d).expand(n, -1).clone()
         grasped = torch.zeros(n, dtype=torch.bool, device=d)
         if self._grasps is not None:
@@ -164,6 +183,12 @@ class ReposeEnv(VecEnv):
             pick = torch.randint(0, len(self._grasps[0]), (int(grasped.sum()),), generator=g, device=d)
             joint_pos[grasped], cube_pos[grasped], cube_quat[grasped] = (part[pick] for part in self._grasps)
         return joint_pos, cube_pos, cube_quat, grasped
+
+    def _resting_height_m(self) -> torch.Tensor:
+        """(N,) height of each env's object centre when it rests on the table."""
+        if self.objects is None:
+            return self.params.cube_edge_m / 2
+        return object_rules.resting_height_m(self.objects, self.params.cube_edge_m / cube.EDGE_M)
 
     def _near_grasp_goals(self, goal_pos, cube_pos, grasped, is_level_4) -> torch.Tensor:
         """The lift stage's reverse curriculum: grasped starts get a goal near where the cube is held."""
@@ -291,7 +316,7 @@ class ReposeEnv(VecEnv):
             log["Episode/success_rate"] = success[ended].float()
             log["Episode/final_position_error_m"] = pos_err[ended]
             log["Episode/final_orientation_error_rad"] = rot_err[ended]
-            lifted = state.cube_pos_m[:, 2] > self.params.cube_edge_m / 2 + LIFTED_M
+            lifted = state.cube_pos_m[:, 2] > self._resting_height_m() + LIFTED_M
             log["Episode/lifted_at_end"] = lifted[ended].float()
             if (ended & self.goal_is_level_4).any():
                 log["Episode/success_level_4_goals"] = success[ended & self.goal_is_level_4].float()

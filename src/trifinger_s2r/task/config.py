@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from trifinger_s2r.robot import trifinger_pro as tp
+from trifinger_s2r.robot.objects import VARIANTS
 from trifinger_s2r.task.curriculum import CurriculumConfig
 from trifinger_s2r.task.goals import check_level
 
@@ -94,6 +95,11 @@ class RandomizationConfig:
     volume (then times cube_mass_scale), its starts and goals inside the wall by move_cube's rule (starts at the
     centre where it is taller than the fingertips at home), on-table goals at its resting height. Off: only the
     collision size changes (the few-percent randomisation)."""
+    objects: tuple[str, ...] = ()
+    """Train across objects: each env holds one of these variants (robot.objects.VARIANTS: cube, cube_x0.5, cube_x2,
+    cuboid, sphere), env i the (i mod K)-th, for the whole run, with the robustness study's start and goal rules
+    (task.object_rules); cube_scale and cube_mass_scale still scale each. The policy keeps the nominal cube's
+    keypoints. Empty: the cube alone. MuJoCo backend only; excludes whole_cube_scale and grasped starts."""
     cube_friction_scale: Uniform = Uniform(0.7, 1.3)
     table_friction_scale: Uniform = Uniform(0.5, 1.5)
     safety_kd_scale: Uniform = Uniform(0.9, 1.3)
@@ -107,6 +113,14 @@ class RandomizationConfig:
     """Action latency as the time constant (s) of a first-order lag on the motor torque: policy inference, the
     front end's hand-off and the current loop (a few ms on the robot's 1 kHz loop); applied at every physics step."""
     camera: CameraConfig = field(default_factory=CameraConfig)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "objects", tuple(self.objects))  # a JSON config gives a list
+        unknown = [name for name in self.objects if name not in VARIANTS]
+        if unknown:
+            raise ValueError(f"randomization.objects: unknown object variant(s) {unknown}; valid: {list(VARIANTS)}")
+        if len(set(self.objects)) != len(self.objects):
+            raise ValueError(f"randomization.objects lists a variant twice: {list(self.objects)}")
 
 
 @dataclass(frozen=True)
@@ -142,6 +156,10 @@ class TaskConfig:
             raise ValueError(f"curriculum.enabled ends at level 4's goals and needs level 4, got level {self.level}")
         if not 0.0 <= self.grasp_start_share < 1.0:
             raise ValueError(f"grasp_start_share must be in [0, 1), got {self.grasp_start_share}")
+        dr = self.randomization
+        if dr.objects and (dr.whole_cube_scale or self.grasp_start_share > 0):
+            raise ValueError("randomization.objects excludes randomization.whole_cube_scale and grasped starts "
+                             "(grasp_start_share > 0): list the sizes as objects (cube_x0.5, cube, cube_x2)")
         if self.randomization.whole_cube_scale and self.grasp_start_share > 0:
             raise ValueError("randomization.whole_cube_scale needs grasp_start_share 0: the cached grasps hold the "
                              "nominal cube")
@@ -156,7 +174,7 @@ class TaskConfig:
 def for_evaluation(task: TaskConfig) -> TaskConfig:
     """The task as it is judged: the level's own goals from on-table starts (no curriculum, no grasped starts), with
     the standard cube (the default size and mass randomisation) where training scaled the cube as a whole."""
-    dr = task.randomization
+    dr = replace(task.randomization, objects=())
     if dr.whole_cube_scale:
         default = RandomizationConfig()
         dr = replace(dr, cube_scale=default.cube_scale, cube_mass_scale=default.cube_mass_scale,
