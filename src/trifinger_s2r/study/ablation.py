@@ -60,7 +60,7 @@ def _write_report(out_dir: Path, result: dict, platforms: list[str]) -> None:
     rows = []
     for name, agent in result["agents"].items():
         rows.append([name, *(report.percent_ci(agent[p]) for p in platforms),
-                     ", ".join(f"{100 * r['sim']['success_rate']:.0f}%" for r in agent["runs"])])
+                     ", ".join(f"{100 * r['sim']['success_rate']:.1f}%" for r in agent["runs"])])
     verdict_rows = [[_platform_name(p), v["claim"], v["verdict"], v["better"], v["worse"]]
                     for p in platforms for v in result["verdicts"][p]]
     sections = [
