@@ -306,12 +306,14 @@ def build_parser() -> argparse.ArgumentParser:
     pyb.add_argument("--json", action="store_true", help="print one JSON object")
     pyb.set_defaults(func=_cmd_bench_pybullet)
     from trifinger_s2r.bench.farm_soak import add_soak_parser
+    from trifinger_s2r.bench.friction_breakaway import add_friction_parser
     from trifinger_s2r.bench.grasp_drift import add_drift_parser
     from trifinger_s2r.bench.teacher_bench import add_teacher_parser
 
     add_soak_parser(bench_sub)
     add_teacher_parser(bench_sub)
     add_drift_parser(bench_sub)
+    add_friction_parser(bench_sub)
     return parser
 
 
