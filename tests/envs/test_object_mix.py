@@ -95,6 +95,13 @@ class TestEnv:
                                    / 0.065)
 
 
+    def test_success_is_logged_per_object(self):
+        env = ReposeEnv(EnvConfig(num_envs=4, num_threads=1, seed=6, task=_task(("cube", "sphere"), episode_length_steps=3)))
+        logs = [env.step(torch.zeros(4, 9))[3]["log"] for _ in range(3)]
+        assert {"Episode/success_cube", "Episode/success_sphere"} <= set(logs[-1])
+        assert logs[-1]["Episode/success_cube"].shape == (2,)
+
+
 class TestConfig:
     def test_bad_object_lists_are_refused_with_the_field_named(self):
         with pytest.raises(ValueError, match="randomization.objects: unknown object variant"):
@@ -112,7 +119,7 @@ class TestConfig:
     def test_set_and_saved_configs_give_the_same_tuple(self):
         cfg = apply_overrides(preset("push-cpu"), ['env.task.randomization.objects=["cube", "sphere"]'])
         assert cfg.env.task.randomization.objects == ("cube", "sphere")
-        from dataclasses import asdict
         import json
+        from dataclasses import asdict
 
         assert config_from_dict(json.loads(json.dumps(asdict(cfg)))) == cfg

@@ -23,30 +23,33 @@ GRAVITY_MPS2 = 9.81
 
 def mujoco_displacements_m(obj: str, forces_n: list[float]) -> tuple[float, list[float]]:
     """(mass, x displacement after PUSH_S under each force) in our MuJoCo scene."""
-    import mujoco
-
-    from trifinger_s2r.robot import trifinger_pro as tp
     from trifinger_s2r.sim.model import SceneIndex, load_model
 
     model = load_model("primitive", None, obj)
-    ix, home, moved = SceneIndex(model), tp.per_finger(tp.HOME_POSE_RAD), []
-    steps = lambda seconds: round(seconds / model.opt.timestep)  # noqa: E731
-    for force in forces_n:
-        data = mujoco.MjData(model)
-        mujoco.mj_resetDataKeyframe(model, data, ix.home_key)
+    ix = SceneIndex(model)
+    return float(model.body_mass[ix.cube_body]), [_mujoco_trial(model, ix, force) for force in forces_n]
 
-        def step(f: float) -> None:
-            data.qpos[: tp.NUM_JOINTS], data.qvel[: tp.NUM_JOINTS] = home, 0.0
-            data.xfrc_applied[ix.cube_body, :3] = (f, 0.0, 0.0)
-            mujoco.mj_step(model, data)
 
-        for _ in range(steps(SETTLE_S)):
-            step(0.0)
-        start = float(data.qpos[ix.cube_qpos])
-        for _ in range(steps(PUSH_S)):
-            step(force)
-        moved.append(float(data.qpos[ix.cube_qpos]) - start)
-    return float(model.body_mass[ix.cube_body]), moved
+def _mujoco_trial(model, ix, force_n: float) -> float:
+    import mujoco
+
+    from trifinger_s2r.robot import trifinger_pro as tp
+
+    data = mujoco.MjData(model)
+    mujoco.mj_resetDataKeyframe(model, data, ix.home_key)
+    home = tp.per_finger(tp.HOME_POSE_RAD)
+
+    def step(f: float) -> None:
+        data.qpos[: tp.NUM_JOINTS], data.qvel[: tp.NUM_JOINTS] = home, 0.0
+        data.xfrc_applied[ix.cube_body, :3] = (f, 0.0, 0.0)
+        mujoco.mj_step(model, data)
+
+    for _ in range(round(SETTLE_S / model.opt.timestep)):
+        step(0.0)
+    start = float(data.qpos[ix.cube_qpos])
+    for _ in range(round(PUSH_S / model.opt.timestep)):
+        step(force_n)
+    return float(data.qpos[ix.cube_qpos]) - start
 
 
 def pybullet_displacements_m(obj: str, forces_n: list[float]) -> tuple[float, list[float]]:

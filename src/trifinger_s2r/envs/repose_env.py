@@ -318,6 +318,11 @@ class ReposeEnv(VecEnv):
             log["Episode/final_orientation_error_rad"] = rot_err[ended]
             lifted = state.cube_pos_m[:, 2] > self._resting_height_m() + LIFTED_M
             log["Episode/lifted_at_end"] = lifted[ended].float()
+            if self.objects is not None:
+                for index, name in enumerate(self.objects.names):
+                    mine = ended & (self.objects.env_object == index)
+                    if mine.any():
+                        log[f"Episode/success_{name}"] = success[mine].float()
             if (ended & self.goal_is_level_4).any():
                 log["Episode/success_level_4_goals"] = success[ended & self.goal_is_level_4].float()
             for name, sums in self.episode_reward_sums.items():
