@@ -79,6 +79,12 @@ class TestPoseRules:
         yaw = torch.atan2(long_axis[:, 1], long_axis[:, 0])
         assert yaw.max() - yaw.min() > math.pi  # yaws spread over the circle
 
+    def test_cuboid_start_quats_keep_the_callers_dtype(self):
+        """The PyBullet runs pass move_cube's float64 orientations."""
+        quats = start_quats(variant("cuboid"), torch.zeros(3, 4, dtype=torch.float64), torch.Generator().manual_seed(1))
+        assert quats.dtype == torch.float64
+        assert quats.norm(dim=-1).sub(1).abs().max() < 1e-6
+
     def test_object_env_refuses_training_only_starts(self):
         task = TaskConfig(level=4, grasp_start_share=0.5)
         with pytest.raises(ValueError, match="for_evaluation"):

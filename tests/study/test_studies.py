@@ -102,9 +102,9 @@ class TestRobustness:
         runs, _ = randomization_run
         bundle = runs / "runs" / "with-randomisation-seed0" / "bundle"
         result = _run(capsys, ["study", "robustness", "--policy", str(bundle), "--platform", "pybullet",
-                               "--episodes", "1", "--objects", "cube_x2,sphere", "--no-video", "--out", str(tmp_path),
+                               "--episodes", "1", "--objects", "cube_x2,cuboid,sphere", "--no-video", "--out", str(tmp_path),
                                "--json"])
-        assert result["platform"] == "pybullet" and list(result["results"]) == ["cube_x2", "sphere"]
+        assert result["platform"] == "pybullet" and list(result["results"]) == ["cube_x2", "cuboid", "sphere"]
         assert all(r["statuses"] == {"ok": 1} for r in result["results"].values())
 
     def test_nominal_cube_in_our_sim_is_exactly_eval(self, randomization_run):

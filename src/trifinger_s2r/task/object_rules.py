@@ -66,8 +66,9 @@ def start_positions(table: ObjectTable, env_ids: torch.Tensor, pos_m: torch.Tens
 
 def start_quats(table: ObjectTable, env_ids: torch.Tensor, quat_xyzw: torch.Tensor,
                 generator: torch.Generator) -> torch.Tensor:
-    """(n, 4) starting orientations: the sampled ones where every face-up orientation rests alike (cube, sphere);
-    for an object that must lie (the cuboid) a random yaw times one of its lying face-up orientations."""
+    """(n, 4) starting orientations, in quat_xyzw's dtype (PyBullet's episodes pass float64): the sampled ones where
+    every face-up orientation rests alike (cube, sphere); for an object that must lie (the cuboid) a random yaw times
+    one of its lying face-up orientations."""
     quat, device = quat_xyzw.clone(), quat_xyzw.device
     k = table.env_object[env_ids]
     for index, v in enumerate(table.variants):
@@ -77,7 +78,7 @@ def start_quats(table: ObjectTable, env_ids: torch.Tensor, quat_xyzw: torch.Tens
         allowed = torch.tensor(v.lying_face_up_indices, device=device)
         pick = torch.randint(0, len(allowed), (len(rows),), generator=generator, device=device)
         yaw = 2 * math.pi * torch.rand(len(rows), generator=generator, device=device)
-        quat[rows] = quat_mul(quat_from_yaw(yaw), FACE_UP_QUATS.to(device)[allowed[pick]])
+        quat[rows] = quat_mul(quat_from_yaw(yaw), FACE_UP_QUATS.to(device)[allowed[pick]]).to(quat.dtype)
     return quat
 
 
