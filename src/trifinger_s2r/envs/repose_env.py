@@ -58,9 +58,9 @@ class EnvConfig:
 
 def make_backend(cfg: EnvConfig, timing: Timing) -> PhysicsBackend:
     objects = cfg.task.randomization.objects
-    if objects and cfg.backend != "mujoco":
-        raise ValueError(f"randomization.objects needs the 'mujoco' backend, got {cfg.backend!r}")
     if objects:
+        if cfg.backend != "mujoco":
+            raise ValueError(f"randomization.objects needs the 'mujoco' backend, got {cfg.backend!r}")
         from trifinger_s2r.sim.object_mix import ObjectMixBackend
 
         return ObjectMixBackend(cfg.num_envs, objects, timing, cfg.collision, cfg.num_threads)
