@@ -130,3 +130,20 @@ class TestActionLag:
         backend.batch.bind("ctrl")[:] = 0.2
         backend.batch.step(nstep=1)
         np.testing.assert_allclose(backend.batch.bind("actuator_force")[0], 0.2, atol=1e-9)
+
+
+def test_contact_model_reaches_the_simulator_and_is_validated():
+    import mujoco
+
+    from trifinger_s2r.envs.repose_env import EnvConfig, ReposeEnv
+    from trifinger_s2r.sim.contact import ContactModel
+    from trifinger_s2r.task.config import TaskConfig
+
+    env = ReposeEnv(EnvConfig(num_envs=2, num_threads=1, task=TaskConfig(level=1, friction_cone="elliptic",
+                                                                           impratio=10.0)))
+    assert env.backend.model.opt.cone == mujoco.mjtCone.mjCONE_ELLIPTIC and env.backend.model.opt.impratio == 10.0
+    assert ReposeEnv(EnvConfig(num_envs=2, num_threads=1)).backend.model.opt.cone == mujoco.mjtCone.mjCONE_PYRAMIDAL
+    with pytest.raises(ValueError, match="unknown friction cone 'cubic'"):
+        TaskConfig(friction_cone="cubic")
+    with pytest.raises(ValueError, match="impratio must be >= 1"):
+        ContactModel("elliptic", 0.5)

@@ -127,3 +127,24 @@ def test_bench_env_and_training_run_on_the_warp_backend(tmp_path, capsys):
     main(["train", "--num-envs", "2", "--max-iterations", "1", "--run-dir", str(tmp_path), "--json",
           "--set", "env.backend=warp", "--set", "num_steps_per_env=2"])
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["checkpoint"].endswith("model_0.pt")
+
+
+def test_contact_models_on_warp():
+    """A stiffer pyramidal cone (impratio 10) reaches MuJoCo Warp and matches native MuJoCo with it (same pushes,
+    0.4 s, 0.1 mm); the elliptic cone, whose Warp solution differs from native MuJoCo's, is refused by name."""
+    from trifinger_s2r.sim.contact import ContactModel
+    from trifinger_s2r.sim.mujoco_warp_backend import MujocoWarpBackend
+
+    contact = ContactModel("pyramidal", 10.0)
+    cpu = MujocoCpuBackend(N, Timing(), num_threads=1, contact=contact)
+    warp = MujocoWarpBackend(N, Timing(), device="cpu", contact=contact)
+    assert warp.mj_model.opt.impratio == 10.0
+    _reset_both(cpu, warp)
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(20):
+        torque = (torch.rand(N, 9, generator=generator) * 2 - 1) * 0.15
+        cpu.step(torque)
+        warp.step(torque)
+    torch.testing.assert_close(warp.state().cube_pos_m, cpu.state().cube_pos_m, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="friction_cone 'elliptic' is not supported on the warp backend"):
+        MujocoWarpBackend(N, Timing(), device="cpu", contact=ContactModel("elliptic", 10.0))

@@ -12,6 +12,7 @@ from trifinger_s2r.bench.friction_breakaway import (
     pybullet_displacements_m,
 )
 from trifinger_s2r.robot import cube
+from trifinger_s2r.sim.contact import ContactModel
 
 WEIGHT_N = cube.MASS_KG * GRAVITY_MPS2
 
@@ -23,6 +24,16 @@ def test_mujoco_cube_slides_near_the_pairs_friction_and_not_far_below():
     assert mass == pytest.approx(cube.MASS_KG)
     assert abs(moved[0]) < 1e-4 and abs(moved[1]) < MOVED_M and moved[2] > 0.05
     assert 0.4 < breakaway(mass, [0.3 * WEIGHT_N, 0.7 * WEIGHT_N], moved[1:])["effective_friction"] <= 0.7
+
+
+def test_stiff_contacts_stop_the_creep_below_the_friction_limit():
+    """The same pair (friction 0.55) pushed at 50% of the weight: the soft pyramidal cone lets it creep millimetres
+    in 1 s, an elliptic cone with impratio 10 holds it to a fraction of a millimetre; above the limit both slide."""
+    forces = [0.5 * WEIGHT_N, 0.7 * WEIGHT_N]
+    _, soft = mujoco_displacements_m("cube", forces)
+    _, stiff = mujoco_displacements_m("cube", forces, ContactModel("elliptic", 10.0))
+    assert soft[0] > 0.004 and stiff[0] < 0.001
+    assert stiff[1] > 0.05
 
 
 def test_pybullet_cube_sticks_until_about_its_weight():

@@ -5,7 +5,8 @@ The object rests at the arena's centre with the fingers held at home (their join
 touches it), then a constant horizontal force at its centre acts for 1 s. For each force of a sweep, the distance it
 moved; the breakaway force is the smallest force that moved it more than 5 mm, and the effective friction
 coefficient that force over the object's weight. Each simulator uses its nominal contact model (MuJoCo: our scene's
-pairs; PyBullet: trifinger_simulation's materials with the default calibration).
+pairs, with MuJoCo's default soft pyramidal cone unless `--friction-cone`/`--impratio` say otherwise; PyBullet:
+trifinger_simulation's materials with the default calibration).
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ MOVED_M = 0.005
 GRAVITY_MPS2 = 9.81
 
 
-def mujoco_displacements_m(obj: str, forces_n: list[float]) -> tuple[float, list[float]]:
-    """(mass, x displacement after PUSH_S under each force) in our MuJoCo scene."""
+def mujoco_displacements_m(obj: str, forces_n: list[float], contact=None) -> tuple[float, list[float]]:
+    """(mass, x displacement after PUSH_S under each force) in our MuJoCo scene (contact: a sim.contact.ContactModel;
+    None: the scene's default)."""
     from trifinger_s2r.sim.model import SceneIndex, load_model
 
-    model = load_model("primitive", None, obj)
+    model = load_model("primitive", None, obj, contact)
     ix = SceneIndex(model)
     return float(model.body_mass[ix.cube_body]), [_mujoco_trial(model, ix, force) for force in forces_n]
 
@@ -102,11 +104,15 @@ def breakaway(mass_kg: float, forces_n: list[float], moved_m: list[float]) -> di
             "moved_mm": {f"{f:g}": round(1000 * m, 2) for f, m in zip(forces_n, moved_m)}}
 
 
-def run(objects: list[str], weight_fractions: list[float], platforms: list[str]) -> dict:
-    """Every object on every platform, forces at the given fractions of the object's weight."""
+def run(objects: list[str], weight_fractions: list[float], platforms: list[str], contact=None) -> dict:
+    """Every object on every platform, forces at the given fractions of the object's weight (contact: MuJoCo's
+    sim.contact.ContactModel; None: the scene's default)."""
     from trifinger_s2r.robot.objects import variant
+    from trifinger_s2r.sim.contact import ContactModel
 
-    measure = {"mujoco": mujoco_displacements_m, "pybullet": pybullet_displacements_m}
+    contact = contact or ContactModel()
+    measure = {"mujoco": lambda obj, forces: mujoco_displacements_m(obj, forces, contact),
+               "pybullet": pybullet_displacements_m}
     results = {}
     for obj in objects:
         weight_n = variant(obj).mass_kg * GRAVITY_MPS2
@@ -117,7 +123,7 @@ def run(objects: list[str], weight_fractions: list[float], platforms: list[str])
             results[obj][platform] = breakaway(mass_kg, forces, moved_m)
         results[obj]["forces_n"] = forces
     return {"push_s": PUSH_S, "moved_threshold_m": MOVED_M, "weight_fractions": weight_fractions,
-            "results": results}
+            "mujoco_contact": {"friction_cone": contact.cone, "impratio": contact.impratio}, "results": results}
 
 
 def _cmd(args: argparse.Namespace) -> None:
@@ -127,8 +133,14 @@ def _cmd(args: argparse.Namespace) -> None:
     unknown = [o for o in objects if o not in VARIANTS]
     if unknown:
         raise SystemExit(f"bench friction: unknown object(s) {unknown}; valid: {list(VARIANTS)}")
+    from trifinger_s2r.sim.contact import ContactModel
+
+    try:
+        contact = ContactModel(args.friction_cone, args.impratio)
+    except ValueError as err:
+        raise SystemExit(f"bench friction: {err}") from None
     platforms = ["mujoco"] if args.no_pybullet else ["mujoco", "pybullet"]
-    print_result(run(objects, [0.1 * k for k in range(1, 16)], platforms), args.json)
+    print_result(run(objects, [0.1 * k for k in range(1, 16)], platforms, contact), args.json)
 
 
 def add_friction_parser(bench_sub: argparse._SubParsersAction) -> None:
@@ -136,5 +148,9 @@ def add_friction_parser(bench_sub: argparse._SubParsersAction) -> None:
                                                      "in our MuJoCo model and on the PyBullet TriFinger")
     friction.add_argument("--objects", default="cube,cube_x2", help="comma-separated object variants")
     friction.add_argument("--no-pybullet", action="store_true", help="our MuJoCo model only")
+    friction.add_argument("--friction-cone", default="pyramidal", help="MuJoCo's friction cone: pyramidal (the "
+                                                                      "default) or elliptic")
+    friction.add_argument("--impratio", type=float, default=1.0, help="MuJoCo's frictional to normal impedance "
+                                                                      "ratio (>= 1; default 1)")
     friction.add_argument("--json", action="store_true", help="print one JSON object")
     friction.set_defaults(func=_cmd)

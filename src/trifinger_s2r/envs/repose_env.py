@@ -12,6 +12,7 @@ from trifinger_s2r.robot import cube
 from trifinger_s2r.robot import trifinger_pro as tp
 from trifinger_s2r.sim import BACKENDS
 from trifinger_s2r.sim.backend import PhysicsBackend, PhysicsParams, SimState
+from trifinger_s2r.sim.contact import ContactModel
 from trifinger_s2r.sim.object_mix import env_object_indices
 from trifinger_s2r.task import curriculum, goals, object_rules
 from trifinger_s2r.task import observations as obs_fn
@@ -58,16 +59,17 @@ class EnvConfig:
 
 def make_backend(cfg: EnvConfig, timing: Timing) -> PhysicsBackend:
     objects = cfg.task.randomization.objects
+    contact = ContactModel(cone=cfg.task.friction_cone, impratio=cfg.task.impratio)
     if objects:
         if cfg.backend != "mujoco":
             raise ValueError(f"randomization.objects needs the 'mujoco' backend, got {cfg.backend!r}")
         from trifinger_s2r.sim.object_mix import ObjectMixBackend
 
-        return ObjectMixBackend(cfg.num_envs, objects, timing, cfg.collision, cfg.num_threads)
+        return ObjectMixBackend(cfg.num_envs, objects, timing, cfg.collision, cfg.num_threads, contact)
     if cfg.backend == "mujoco":
         from trifinger_s2r.sim.mujoco_cpu import MujocoCpuBackend
 
-        return MujocoCpuBackend(cfg.num_envs, timing, cfg.collision, cfg.num_threads)
+        return MujocoCpuBackend(cfg.num_envs, timing, cfg.collision, cfg.num_threads, contact=contact)
     if cfg.backend == "warp":
         from trifinger_s2r.sim.mujoco_warp_backend import MujocoWarpBackend, warp_available
 
@@ -76,7 +78,7 @@ def make_backend(cfg: EnvConfig, timing: Timing) -> PhysicsBackend:
                                "'trifinger-s2r[gpu]'")
         device = torch.device(cfg.device)
         warp_device = f"cuda:{device.index or 0}" if device.type == "cuda" else "cpu"
-        return MujocoWarpBackend(cfg.num_envs, timing, cfg.collision, device=warp_device)
+        return MujocoWarpBackend(cfg.num_envs, timing, cfg.collision, device=warp_device, contact=contact)
     raise ValueError(f"unknown backend {cfg.backend!r}; valid: {list(BACKENDS)}")
 
 

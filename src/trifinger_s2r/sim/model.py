@@ -8,14 +8,17 @@ import numpy as np
 from trifinger_s2r.robot import trifinger_pro as tp
 from trifinger_s2r.robot.build_model import ASSET_DIR, SCENE_FILES
 from trifinger_s2r.robot.objects import variant
+from trifinger_s2r.sim.contact import ContactModel
 from trifinger_s2r.timing import Timing
 
 
-def load_model(collision: str = "primitive", timing: Timing | None = None, obj: str = "cube") -> mujoco.MjModel:
+def load_model(collision: str = "primitive", timing: Timing | None = None, obj: str = "cube",
+               contact: ContactModel | None = None) -> mujoco.MjModel:
     """The TriFinger scene with the physics step of `timing`; MuJoCo's silent auto-reset is off so that
     a diverged simulation stays visible (and is counted and reset by the env).
 
-    obj: the object in place of the cube (robot.objects.VARIANTS); 'cube' loads the committed scene unchanged."""
+    obj: the object in place of the cube (robot.objects.VARIANTS); 'cube' loads the committed scene unchanged.
+    contact: the friction cone and impratio (default: MuJoCo's soft pyramidal cone, as committed)."""
     if collision not in SCENE_FILES:
         raise ValueError(f"unknown collision variant {collision!r}; valid: {list(SCENE_FILES)}")
     if obj == "cube":
@@ -23,6 +26,7 @@ def load_model(collision: str = "primitive", timing: Timing | None = None, obj: 
     else:
         model = object_scene(collision, obj).compile()
     model.opt.timestep = (timing or Timing()).physics_dt_s
+    (contact or ContactModel()).apply(model)
     model.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_AUTORESET
     return model
 

@@ -13,6 +13,7 @@ from trifinger_s2r.robot import cube
 from trifinger_s2r.robot import trifinger_pro as tp
 from trifinger_s2r.robot.objects import bounding_radius_m, inertia_kgm2, variant
 from trifinger_s2r.sim.backend import PhysicsParams, SimState
+from trifinger_s2r.sim.contact import ContactModel
 from trifinger_s2r.sim.model import SceneIndex, load_model
 from trifinger_s2r.timing import Timing
 
@@ -41,6 +42,7 @@ class MujocoCpuBackend:
         collision: str = "primitive",
         num_threads: int = 0,
         obj: str = "cube",
+        contact: ContactModel | None = None,
     ) -> None:
         """obj: the object in place of the cube (robot.objects.VARIANTS); `set_params` scales its size by
         cube_edge_m / 0.065 m and its mass by cube_mass_kg / 0.094 kg, so the cube's randomisation carries over."""
@@ -50,7 +52,7 @@ class MujocoCpuBackend:
         self.device = torch.device("cpu")
         self.timing = timing or Timing()
         self.object = variant(obj)
-        self.model = load_model(collision, self.timing, obj)
+        self.model = load_model(collision, self.timing, obj, contact)
         self.index = SceneIndex(self.model)
         threads = num_threads or os.cpu_count() or 1
         self.batch = mujoco.batch.Batch(self.model, num_envs, nthread=threads, persistent=True)

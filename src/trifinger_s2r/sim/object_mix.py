@@ -12,6 +12,7 @@ from dataclasses import fields
 import torch
 
 from trifinger_s2r.sim.backend import PhysicsParams, SimState
+from trifinger_s2r.sim.contact import ContactModel
 from trifinger_s2r.timing import Timing
 
 
@@ -24,7 +25,7 @@ class ObjectMixBackend:
     """N envs over K object variants (robot.objects.VARIANTS); implements `PhysicsBackend`."""
 
     def __init__(self, num_envs: int, objects: tuple[str, ...], timing: Timing | None = None,
-                 collision: str = "primitive", num_threads: int = 0) -> None:
+                 collision: str = "primitive", num_threads: int = 0, contact: ContactModel | None = None) -> None:
         from trifinger_s2r.sim.mujoco_cpu import MujocoCpuBackend
 
         if not objects:
@@ -39,7 +40,7 @@ class ObjectMixBackend:
         self._local = torch.empty(num_envs, dtype=torch.long)
         for members in self._members:
             self._local[members] = torch.arange(len(members))
-        self.parts = [MujocoCpuBackend(len(m), timing, collision, num_threads, obj=name)
+        self.parts = [MujocoCpuBackend(len(m), timing, collision, num_threads, obj=name, contact=contact)
                       for name, m in zip(self.objects, self._members)]
 
     def _split(self, env_ids: torch.Tensor):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from trifinger_s2r.robot import trifinger_pro as tp
 from trifinger_s2r.robot.objects import VARIANTS
+from trifinger_s2r.sim.contact import ContactModel
 from trifinger_s2r.task.curriculum import CurriculumConfig
 from trifinger_s2r.task.goals import check_level
 
@@ -137,6 +138,10 @@ class TaskConfig:
     """Policy steps per episode (15 s at 50 Hz)."""
     physics_mode: str = "5ms"
     """'5ms' (4 substeps per policy step) or '1ms' (20, the robot's 1 kHz)."""
+    friction_cone: str = "pyramidal"
+    """MuJoCo's friction cone for every contact: 'pyramidal' or 'elliptic' (sim.contact)."""
+    impratio: float = 1.0
+    """Frictional to normal impedance ratio; 'elliptic' with 10 makes friction stick as on PyBullet (sim.contact)."""
     torque_limit_nm: float = tp.MAX_TORQUE_NM
     """Action scale and nominal motor limit (the paper used 0.36)."""
     safety_kd: tuple[float, float, float] = tp.SAFETY_KD
@@ -152,6 +157,7 @@ class TaskConfig:
 
     def __post_init__(self) -> None:
         check_level(self.level)
+        ContactModel(self.friction_cone, self.impratio)  # validates both
         if self.curriculum.enabled and self.level != 4:
             raise ValueError(f"curriculum.enabled ends at level 4's goals and needs level 4, got level {self.level}")
         if not 0.0 <= self.grasp_start_share < 1.0:
