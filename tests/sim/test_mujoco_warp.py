@@ -45,6 +45,13 @@ def _reset_both(cpu, warp):
         backend.reset(torch.arange(N), joints, cube_pos, quat)
 
 
+def _push_both(cpu, warp, generator: torch.Generator) -> None:
+    """One policy step of the same random torques (up to 0.15 N*m) on both backends."""
+    torque = (torch.rand(N, 9, generator=generator) * 2 - 1) * 0.15
+    cpu.step(torque)
+    warp.step(torque)
+
+
 def test_trajectories_agree_with_the_native_backend(pair):
     """Same states and randomised parameters, same torques, 20 policy steps (0.4 s, the fingers push the cubes):
     joints within 0.1 mrad, cube within 0.1 mm (float32 Warp against float64 MuJoCo agree to about 1e-6)."""
@@ -52,9 +59,7 @@ def test_trajectories_agree_with_the_native_backend(pair):
     _reset_both(cpu, warp)
     generator = torch.Generator().manual_seed(1)
     for _ in range(20):
-        torque = (torch.rand(N, 9, generator=generator) * 2 - 1) * 0.15
-        cpu.step(torque)
-        warp.step(torque)
+        _push_both(cpu, warp, generator)
         a, b = cpu.state(), warp.state()
         torch.testing.assert_close(b.joint_pos_rad, a.joint_pos_rad, atol=1e-4, rtol=0)
         torch.testing.assert_close(b.cube_pos_m, a.cube_pos_m, atol=1e-4, rtol=0)
@@ -142,9 +147,7 @@ def test_contact_models_on_warp():
     _reset_both(cpu, warp)
     generator = torch.Generator().manual_seed(1)
     for _ in range(20):
-        torque = (torch.rand(N, 9, generator=generator) * 2 - 1) * 0.15
-        cpu.step(torque)
-        warp.step(torque)
+        _push_both(cpu, warp, generator)
     torch.testing.assert_close(warp.state().cube_pos_m, cpu.state().cube_pos_m, atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="friction_cone 'elliptic' is not supported on the warp backend"):
         MujocoWarpBackend(N, Timing(), device="cpu", contact=ContactModel("elliptic", 10.0))
