@@ -57,6 +57,27 @@ class TestLinkDamping:
             ReplayConfig(link_damping_per_s=-0.1)
 
 
+class TestReplayContactModel:
+    def test_the_replay_simulates_with_the_configured_friction_cone(self):
+        """A replay configured for stiff friction simulates with the elliptic cone and impratio 10 (the default: the
+        scene's pyramidal cone); a bad cone is refused by name."""
+        import mujoco
+
+        from trifinger_s2r.calibration.replay import Replayer, Windows
+
+        home = np.array([tp.per_finger(tp.HOME_POSE_RAD)])
+        window = Windows(joint_pos0_rad=home, joint_vel0_radps=np.zeros((1, 9)), cube_pos0_m=np.array([[0, 0, 0.0325]]),
+                         cube_quat0_xyzw=np.array([[0.0, 0.0, 0.0, 1.0]]), torque_nm=np.zeros((1, 300, 9)),
+                         joint_pos_rad=np.zeros((1, 15, 9)), joint_vel_radps=np.zeros((1, 15, 9)),
+                         cube_xy_m=np.zeros((1, 3, 2)), cube_moved=np.array([False]))
+        stiff = Replayer(window, 1, ReplayConfig(friction_cone="elliptic", impratio=10.0), num_threads=1)
+        assert stiff.backend.model.opt.cone == mujoco.mjtCone.mjCONE_ELLIPTIC and stiff.backend.model.opt.impratio == 10
+        soft = Replayer(window, 1, ReplayConfig(), num_threads=1)
+        assert soft.backend.model.opt.cone == mujoco.mjtCone.mjCONE_PYRAMIDAL
+        with pytest.raises(ValueError, match="unknown friction cone 'cubic'"):
+            ReplayConfig(friction_cone="cubic")
+
+
 class TestRobustLossAndBootstrap:
     def test_soft_l1_weights(self):
         """rho'(z) of soft_l1: 1 at zero residual, 1/sqrt(2) at the scale, about C/|f| far out."""

@@ -52,7 +52,8 @@ def robot_row(name: str, hidden: RobotCalibration, fitted: dict, nominal: dict) 
     }
 
 
-def run(robots: int, out: Path, episodes: int, max_evaluations: int, link_damping_per_s: float = 0.5) -> dict:
+def run(robots: int, out: Path, episodes: int, max_evaluations: int, link_damping_per_s: float = 0.5,
+        friction_cone: str = "pyramidal", impratio: float = 1.0) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     hidden = {"nominal": RobotCalibration(), **{f"sim-robot-{i}": calibration_for(i) for i in range(robots)}}
     fitted = {}
@@ -64,7 +65,7 @@ def run(robots: int, out: Path, episodes: int, max_evaluations: int, link_dampin
         target = out / name / "calibration.json"
         if not target.exists():
             result = calibrate([logs], max_evaluations, f"farm_calibration {name}",
-                               link_damping_per_s=link_damping_per_s)
+                               link_damping_per_s=link_damping_per_s, friction_cone=friction_cone, impratio=impratio)
             target.write_text(json.dumps(result, indent=2))
         fitted[name] = json.loads(target.read_text())
     rows = [robot_row(n, hidden[n], fitted[n], fitted["nominal"]) for n in hidden if n != "nominal"]
@@ -78,10 +79,13 @@ def main() -> None:
     parser.add_argument("--max-evaluations", type=int, default=12)
     parser.add_argument("--link-damping", type=float, default=0.5,
                         help="finger link damping (1/s) replayed as known (trifinger_simulation: 0.5)")
+    parser.add_argument("--friction-cone", default="pyramidal", choices=("pyramidal", "elliptic"))
+    parser.add_argument("--impratio", type=float, default=1.0)
     parser.add_argument("--out", required=True)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = run(args.robots, Path(args.out), args.episodes, args.max_evaluations, args.link_damping)
+    result = run(args.robots, Path(args.out), args.episodes, args.max_evaluations, args.link_damping,
+                 args.friction_cone, args.impratio)
     print(json.dumps(result, indent=None if args.json else 2))
 
 

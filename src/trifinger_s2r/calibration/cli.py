@@ -11,7 +11,7 @@ from trifinger_s2r.clitools import positive_int
 
 
 def calibrate(log_dirs: list[Path], max_evaluations: int, command: str, progress=None,
-              link_damping_per_s: float = 0.0) -> dict:
+              link_damping_per_s: float = 0.0, friction_cone: str = "pyramidal", impratio: float = 1.0) -> dict:
     """Read every log under log_dirs, fit, and return the calibration (the file's content). Each parameter's
     "spread" is the bootstrap's over windows, "jacobian_spread" the noise-only one."""
     from dataclasses import asdict
@@ -24,7 +24,8 @@ def calibrate(log_dirs: list[Path], max_evaluations: int, command: str, progress
     paths = find_logs(log_dirs)
     logs = [read_log(p) for p in paths]  # every file is checked before anything is fitted or written
     delay_s, delay_spread_s, jitter_s = fit_camera_delay(logs)
-    cfg = FitConfig(replay=ReplayConfig(link_damping_per_s=link_damping_per_s), max_evaluations=max_evaluations)
+    replay = ReplayConfig(link_damping_per_s=link_damping_per_s, friction_cone=friction_cone, impratio=impratio)
+    cfg = FitConfig(replay=replay, max_evaluations=max_evaluations)
     result = fit_physics(logs, cfg, progress=progress)
     spread, boot = asdict(result.spread), asdict(result.bootstrap_spread)
     params = {name: {"value": value, "spread": boot[name], "jacobian_spread": spread[name]}
@@ -36,7 +37,8 @@ def calibrate(log_dirs: list[Path], max_evaluations: int, command: str, progress
         "fit_error_before": result.before["normalised_rms"], "fit_error_after": result.after["normalised_rms"],
         "replay_error_before": result.before, "replay_error_after": result.after,
         "episodes": len(logs), "windows": result.windows, "windows_cube_moved": result.windows_cube_moved,
-        "link_damping_per_s": link_damping_per_s, "loss": cfg.loss, "loss_scale": cfg.loss_scale,
+        "link_damping_per_s": link_damping_per_s, "friction_cone": friction_cone, "impratio": impratio,
+        "loss": cfg.loss, "loss_scale": cfg.loss_scale,
         "bootstrap_samples": cfg.bootstrap_samples, "logs": [str(p) for p in paths], "command": command,
     }
 
@@ -45,14 +47,17 @@ def _cmd_calibrate(args: argparse.Namespace) -> None:
     from trifinger_s2r.calibration.logs import LogError
 
     command = " ".join(["trifinger-s2r calibrate --logs", *args.logs, "--out", args.out,
-                        *(["--link-damping", str(args.link_damping)] if args.link_damping else [])])
+                        *(["--link-damping", str(args.link_damping)] if args.link_damping else []),
+                        *(["--friction-cone", args.friction_cone, "--impratio", str(args.impratio)]
+                          if args.friction_cone != "pyramidal" or args.impratio != 1.0 else [])])
 
     def progress(line: str) -> None:
         if not args.json:
             print(f"calibrate: {line}", file=sys.stderr, flush=True)
 
     try:
-        result = calibrate([Path(d) for d in args.logs], args.max_evaluations, command, progress, args.link_damping)
+        result = calibrate([Path(d) for d in args.logs], args.max_evaluations, command, progress, args.link_damping,
+                           args.friction_cone, args.impratio)
     except LogError as err:
         raise SystemExit(f"trifinger-s2r calibrate: {err}") from None
     except ValueError as err:
@@ -82,5 +87,10 @@ def add_parser(sub) -> None:
     cal.add_argument("--link-damping", type=float, default=0.0, metavar="K",
                      help="Bullet-style finger link damping (1/s) of the robot that made the logs, replayed as a known "
                           "property (trifinger_simulation's PyBullet robot: 0.5; default 0)")
+    cal.add_argument("--friction-cone", default="pyramidal", choices=("pyramidal", "elliptic"),
+                     help="the replay's MuJoCo friction cone (default pyramidal, the scene's)")
+    cal.add_argument("--impratio", type=float, default=1.0,
+                     help="the replay's frictional to normal impedance ratio (>= 1; elliptic with 10: friction that "
+                          "sticks, as on PyBullet)")
     cal.add_argument("--json", action="store_true", help="print the calibration as one JSON object")
     cal.set_defaults(func=_cmd_calibrate)

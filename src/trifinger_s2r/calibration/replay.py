@@ -20,6 +20,7 @@ from trifinger_s2r.calibration.params import PhysicalParams, apply_params
 from trifinger_s2r.deploy.tracker import CONFIDENCE_THRESHOLD
 from trifinger_s2r.robot import cube
 from trifinger_s2r.robot import trifinger_pro as tp
+from trifinger_s2r.sim.contact import ContactModel
 from trifinger_s2r.sim.mujoco_cpu import MujocoCpuBackend
 from trifinger_s2r.timing import ROBOT_RATE_HZ, Timing
 
@@ -44,8 +45,12 @@ class ReplayConfig:
     mass and a torque -k (1 + |w|) I w, as btMultiBody applies its linear and angular damping (trifinger_simulation
     sets 0.5 on every finger link). A known property of the robot simulator that made the logs, not a fitted
     parameter: without it the fitted cube mass and frictions absorb it."""
+    friction_cone: str = "pyramidal"
+    impratio: float = 1.0
+    """The replay's contact model (sim.contact): 'elliptic' with 10 makes friction stick as on PyBullet."""
 
     def __post_init__(self) -> None:
+        ContactModel(self.friction_cone, self.impratio)  # validates both
         if self.window_steps <= 0 or self.window_steps % self.compare_every_steps:
             raise ValueError("window_steps must be a positive multiple of compare_every_steps")
         if not self.link_damping_per_s >= 0:
@@ -141,7 +146,8 @@ class Replayer:
     def __init__(self, windows: Windows, candidates: int, cfg: ReplayConfig, num_threads: int = 0) -> None:
         self.windows, self.cfg, self.candidates = windows, cfg, candidates
         self.backend = MujocoCpuBackend(len(windows) * candidates, Timing(ROBOT_RATE_HZ, ROBOT_RATE_HZ),
-                                        num_threads=num_threads)
+                                        num_threads=num_threads,
+                                        contact=ContactModel(cfg.friction_cone, cfg.impratio))
         self._qvel = self.backend.batch.bind("qvel")
         self._link_damping = _LinkDamping(self.backend) if cfg.link_damping_per_s > 0 else None
 
