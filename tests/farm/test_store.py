@@ -51,6 +51,12 @@ class TestUsers:
             stored = c.execute(text("SELECT token_hash FROM users")).scalar()
         assert stored != token and token not in stored and len(stored) == 64
 
+    def test_tokens_never_start_with_a_dash(self, store, monkeypatch):
+        """A token like '-x...' would be read as a missing value in `--token TOKEN`; such draws are redrawn."""
+        draws = iter(["-starts-with-a-dash", "fine-token"])
+        monkeypatch.setattr("trifinger_s2r.farm.store.secrets.token_urlsafe", lambda _n: next(draws))
+        assert store.add_user("ada") == "fine-token"
+
     def test_duplicate_names_are_refused(self, store):
         _user(store)
         with pytest.raises(ValueError, match="exists"):

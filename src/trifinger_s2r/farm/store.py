@@ -117,6 +117,8 @@ class JobStore:
         if not name or len(name) > 64:
             raise ValueError("a user name is 1-64 characters")
         token = secrets.token_urlsafe(32)
+        while token.startswith("-"):  # `--token -x...` would read as a missing value on every command line
+            token = secrets.token_urlsafe(32)
         with self._session() as s:
             if s.scalar(select(UserRow).where(UserRow.name == name)) is not None:
                 raise ValueError(f"user {name!r} exists already")
