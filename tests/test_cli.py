@@ -16,6 +16,15 @@ def test_bench_env_prints_the_documented_json(capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["env_policy_steps_per_s"] > 0 and result["raw_physics_policy_steps_per_s"] > 0
     assert result["num_envs"] == 4 and result["backend"] == "mujoco"
+    assert result["friction_cone"] == "pyramidal" and result["impratio"] == 1.0
+
+
+def test_bench_env_runs_the_stiff_contact_model(capsys):
+    main(["bench", "env", "--num-envs", "4", "--steps", "4", "--threads", "1", "--friction-cone", "elliptic",
+          "--impratio", "10", "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert result["friction_cone"] == "elliptic" and result["impratio"] == 10.0
+    assert result["env_policy_steps_per_s"] > 0
 
 
 def test_bench_pybullet_prints_the_documented_json(capsys):

@@ -9,6 +9,7 @@ from trifinger_s2r.clitools import positive_int as _positive_int
 from trifinger_s2r.clitools import print_result as _print_result
 from trifinger_s2r.robot.build_model import COLLISION_VARIANTS
 from trifinger_s2r.sim import BACKENDS
+from trifinger_s2r.sim.contact import FRICTION_CONES
 from trifinger_s2r.timing import PHYSICS_MODES
 
 
@@ -21,6 +22,8 @@ def _cmd_bench_env(args: argparse.Namespace) -> None:
         policy_steps=args.steps,
         collision=args.collision,
         physics_mode=args.physics_mode,
+        friction_cone=args.friction_cone,
+        impratio=args.impratio,
         num_threads=args.threads,
         device=args.device or ("cuda" if args.backend == "warp" and _cuda_available() else "cpu"),
         randomize=not args.no_randomization,
@@ -285,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     env.add_argument("--steps", type=_positive_int, default=200, help="timed policy steps")
     env.add_argument("--collision", choices=COLLISION_VARIANTS, default="primitive")
     env.add_argument("--physics-mode", choices=sorted(PHYSICS_MODES), default="5ms")
+    env.add_argument("--friction-cone", choices=FRICTION_CONES, default="pyramidal",
+                     help="MuJoCo's friction cone (elliptic with --impratio 10: friction that sticks)")
+    env.add_argument("--impratio", type=float, default=1.0, help="frictional to normal impedance ratio (>= 1)")
     env.add_argument("--threads", type=int, default=0, help="simulation threads (0: all cores)")
     env.add_argument("--device", help="env device (default: cuda for --backend warp where a GPU exists, else cpu)")
     env.add_argument("--no-randomization", action="store_true")

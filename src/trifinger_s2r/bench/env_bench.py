@@ -25,6 +25,8 @@ class EnvBenchConfig:
     warmup_steps: int = 20
     collision: str = "primitive"
     physics_mode: str = "5ms"
+    friction_cone: str = "pyramidal"
+    impratio: float = 1.0
     num_threads: int = 0
     device: str = "cpu"
     """The env's device; the warp backend runs there (cuda or Warp's CPU device)."""
@@ -46,7 +48,7 @@ def machine_info() -> dict:
 
 
 def make_env(cfg: EnvBenchConfig) -> ReposeEnv:
-    task = TaskConfig(physics_mode=cfg.physics_mode)
+    task = TaskConfig(physics_mode=cfg.physics_mode, friction_cone=cfg.friction_cone, impratio=cfg.impratio)
     if not cfg.randomize:
         task = replace(task, randomization=replace(task.randomization, enabled=False))
     return ReposeEnv(
@@ -117,6 +119,8 @@ def run(cfg: EnvBenchConfig) -> dict:
         "backend": cfg.backend,
         "num_envs": cfg.num_envs,
         "physics_mode": cfg.physics_mode,
+        "friction_cone": cfg.friction_cone,
+        "impratio": cfg.impratio,
         "collision": cfg.collision,
         "randomize": cfg.randomize,
         "policy_steps_timed": cfg.policy_steps,

@@ -24,6 +24,7 @@ from trifinger_s2r.calibration.excitation import ExcitationConfig, run_excitatio
 from trifinger_s2r.deploy.platform import PyBulletRobot, RobotCalibration
 from trifinger_s2r.deploy.tracker import TrackerConfig
 from trifinger_s2r.farm.worker import calibration_for
+from trifinger_s2r.sim.contact import FRICTION_CONES
 
 
 def _value(calibration: dict, name: str) -> float:
@@ -79,7 +80,7 @@ def main() -> None:
     parser.add_argument("--max-evaluations", type=int, default=12)
     parser.add_argument("--link-damping", type=float, default=0.5,
                         help="finger link damping (1/s) replayed as known (trifinger_simulation: 0.5)")
-    parser.add_argument("--friction-cone", default="pyramidal", choices=("pyramidal", "elliptic"))
+    parser.add_argument("--friction-cone", default="pyramidal", choices=FRICTION_CONES)
     parser.add_argument("--impratio", type=float, default=1.0)
     parser.add_argument("--out", required=True)
     parser.add_argument("--json", action="store_true")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 
 from trifinger_s2r.clitools import print_result
+from trifinger_s2r.sim.contact import FRICTION_CONES, ContactModel
 
 PUSH_S = 1.0
 SETTLE_S = 0.5
@@ -108,7 +109,6 @@ def run(objects: list[str], weight_fractions: list[float], platforms: list[str],
     """Every object on every platform, forces at the given fractions of the object's weight (contact: MuJoCo's
     sim.contact.ContactModel; None: the scene's default)."""
     from trifinger_s2r.robot.objects import variant
-    from trifinger_s2r.sim.contact import ContactModel
 
     contact = contact or ContactModel()
     measure = {"mujoco": lambda obj, forces: mujoco_displacements_m(obj, forces, contact),
@@ -133,8 +133,6 @@ def _cmd(args: argparse.Namespace) -> None:
     unknown = [o for o in objects if o not in VARIANTS]
     if unknown:
         raise SystemExit(f"bench friction: unknown object(s) {unknown}; valid: {list(VARIANTS)}")
-    from trifinger_s2r.sim.contact import ContactModel
-
     try:
         contact = ContactModel(args.friction_cone, args.impratio)
     except ValueError as err:
@@ -148,8 +146,8 @@ def add_friction_parser(bench_sub: argparse._SubParsersAction) -> None:
                                                      "in our MuJoCo model and on the PyBullet TriFinger")
     friction.add_argument("--objects", default="cube,cube_x2", help="comma-separated object variants")
     friction.add_argument("--no-pybullet", action="store_true", help="our MuJoCo model only")
-    friction.add_argument("--friction-cone", default="pyramidal", help="MuJoCo's friction cone: pyramidal (the "
-                                                                      "default) or elliptic")
+    friction.add_argument("--friction-cone", choices=FRICTION_CONES, default="pyramidal",
+                          help="MuJoCo's friction cone (default pyramidal)")
     friction.add_argument("--impratio", type=float, default=1.0, help="MuJoCo's frictional to normal impedance "
                                                                       "ratio (>= 1; default 1)")
     friction.add_argument("--json", action="store_true", help="print one JSON object")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from trifinger_s2r.clitools import positive_int
+from trifinger_s2r.sim.contact import FRICTION_CONES
 
 
 def calibrate(log_dirs: list[Path], max_evaluations: int, command: str, progress=None,
@@ -87,7 +88,7 @@ def add_parser(sub) -> None:
     cal.add_argument("--link-damping", type=float, default=0.0, metavar="K",
                      help="Bullet-style finger link damping (1/s) of the robot that made the logs, replayed as a known "
                           "property (trifinger_simulation's PyBullet robot: 0.5; default 0)")
-    cal.add_argument("--friction-cone", default="pyramidal", choices=("pyramidal", "elliptic"),
+    cal.add_argument("--friction-cone", default="pyramidal", choices=FRICTION_CONES,
                      help="the replay's MuJoCo friction cone (default pyramidal, the scene's)")
     cal.add_argument("--impratio", type=float, default=1.0,
                      help="the replay's frictional to normal impedance ratio (>= 1; elliptic with 10: friction that "
