@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from trifinger_s2r.train.curves import load_progress, main, training_minutes
+from trifinger_s2r.train.curves import chain_progress, load_progress, main, training_minutes
 
 
 def _entry(iteration: int, wall_s: float, stage: str = "lift", success: float | None = 0.1) -> dict:
@@ -33,3 +33,22 @@ def test_the_figure_is_written_from_run_folders(tmp_path):
 def test_a_folder_without_progress_is_named():
     with pytest.raises(FileNotFoundError, match="no progress.json in /nowhere"):
         load_progress("/nowhere")
+
+
+def test_a_chain_of_runs_continues_in_env_steps_and_minutes():
+    first = [_entry(1, 60.0), _entry(2, 120.0)]
+    second = [_entry(1, 30.0), _entry(2, 60.0)]  # started from the first with --init-from: counts from 0 again
+    chained = chain_progress([first, second])
+    assert [e["env_steps"] for e in chained] == [1000, 2000, 3000, 4000]
+    assert training_minutes(chained)[0] == [1.0, 2.0, 2.5, 3.0]
+    resumed = chain_progress([first, [_entry(3, 30.0)]])  # a resumed run's counts already continue
+    assert [e["env_steps"] for e in resumed] == [1000, 2000, 3000]
+
+
+def test_a_chain_is_named_with_plus(tmp_path):
+    for name, entries in (("a", [_entry(1, 10.0)]), ("b", [_entry(1, 10.0, "yaw")])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "progress.json").write_text(json.dumps(entries))
+    out = tmp_path / "chain.png"
+    main(["--run", f"chain={tmp_path / 'a'}+{tmp_path / 'b'}", "--out", str(out)])
+    assert out.stat().st_size > 10_000

@@ -3,6 +3,10 @@ curriculum stage against env steps, and env steps against wall-clock minutes.
 
     python -m trifinger_s2r.train.curves --run "PPO only=~/runs/l4_ref" --run "DAgger + PPO=~/runs/l4_bc_ppo" \
         --out docs/figures/level4-curves.png
+
+A label may name a chain of runs, each started from the one before with `train --init-from` (a new iteration count
+and env-step count): `--run "DAgger + PPO, then cube_turning=~/runs/l4_bc_ppo+~/runs/l4_turn"`; the later runs'
+env steps and minutes continue from the earlier ones'.
 """
 
 from __future__ import annotations
@@ -26,6 +30,18 @@ def load_progress(run_dir: Path) -> list[dict]:
     if not path.is_file():
         raise FileNotFoundError(f"no progress.json in {run_dir}")
     return json.loads(path.read_text())
+
+
+def chain_progress(parts: list[list[dict]]) -> list[dict]:
+    """One progress list of runs that continue one another: a part whose env steps start below the previous part's
+    last count (a run started with --init-from) has that count added; wall_s restarts are left to
+    training_minutes, as for a resumed run."""
+    chained: list[dict] = []
+    for part in parts:
+        last_steps = chained[-1]["env_steps"] if chained else 0
+        offset = last_steps if part and part[0]["env_steps"] < last_steps else 0
+        chained.extend({**entry, "env_steps": entry["env_steps"] + offset} for entry in part)
+    return chained
 
 
 def _series(progress: list[dict], key: str) -> tuple[list[int], list[float]]:
@@ -87,8 +103,9 @@ def plot_curves(runs: dict[str, list[dict]], out: Path, title: str = "") -> Path
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Plot training curves of runs from their progress.json.")
-    parser.add_argument("--run", action="append", required=True, metavar="LABEL=DIR",
-                        help="a run folder with its label (repeat for several runs)")
+    parser.add_argument("--run", action="append", required=True, metavar="LABEL=DIR[+DIR...]",
+                        help="a run folder with its label (repeat for several runs); DIR+DIR: a chain of runs, "
+                             "each started from the one before")
     parser.add_argument("--out", required=True, help="image file to write (.png)")
     parser.add_argument("--title", default="")
     args = parser.parse_args(argv)
@@ -97,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
         label, sep, folder = spec.partition("=")
         if not sep:
             parser.error(f"--run {spec!r}: expected LABEL=DIR")
-        runs[label] = load_progress(Path(folder))
+        runs[label] = chain_progress([load_progress(Path(part)) for part in folder.split("+")])
     print(plot_curves(runs, Path(args.out), args.title))
 
 
