@@ -67,7 +67,7 @@ class TestPretrained:
     def test_shipped_policies_are_complete_bundles(self):
         from trifinger_s2r.export.policy_bundle import bundle_dir, pretrained_names
 
-        assert "push" in pretrained_names()
+        assert {"push", "repose"} <= set(pretrained_names())
         for name in pretrained_names():
             meta = read_metadata(bundle_dir(f"pretrained:{name}"))
             assert meta["obs_size"] == OnnxPolicy(bundle_dir(f"pretrained:{name}")).session.get_inputs()[0].shape[-1]
@@ -76,6 +76,15 @@ class TestPretrained:
         main(["eval", "--policy", "pretrained:push", "--episodes", "2", "--json"])
         out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert out["episodes"] == 2 and out["level"] == 1
+
+    def test_the_shipped_level_4_policy_is_judged_on_level_4(self, capsys):
+        from trifinger_s2r.export.policy_bundle import bundle_dir
+
+        meta = read_metadata(bundle_dir("pretrained:repose"))
+        assert meta["task"]["level"] == 4 and meta["obs_type"] == "keypoints_rel" and meta["obs_size"] == 81
+        main(["eval", "--policy", "pretrained:repose", "--episodes", "2", "--json"])
+        out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert out["episodes"] == 2 and out["level"] == 4
 
     def test_an_unknown_pretrained_name_lists_the_shipped_ones(self):
         with pytest.raises(SystemExit, match="shipped: .*push"):
