@@ -91,7 +91,7 @@ class TestEnv:
     def test_lifted_is_judged_from_each_objects_resting_height(self):
         """A cuboid resting on the table (centre 1 cm up) is not lifted, although a cube's half edge is 3.25 cm."""
         env = ReposeEnv(EnvConfig(num_envs=4, num_threads=1, seed=5, task=_task(("cube", "cuboid"))))
-        torch.testing.assert_close(env._resting_height_m(), torch.tensor([0.0325, 0.01] * 2) * env.params.cube_edge_m
+        torch.testing.assert_close(env.resting_height_m(), torch.tensor([0.0325, 0.01] * 2) * env.params.cube_edge_m
                                    / 0.065)
 
 

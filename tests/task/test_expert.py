@@ -12,7 +12,14 @@ from trifinger_s2r.envs.repose_env import EnvConfig, ReposeEnv
 from trifinger_s2r.robot import cube
 from trifinger_s2r.task import expert as ex
 from trifinger_s2r.task.config import TaskConfig
-from trifinger_s2r.task.geometry import quat_from_axis_angle, quat_from_yaw, quat_to_matrix, rotation_angle_between
+from trifinger_s2r.task.geometry import (
+    quat_from_axis_angle,
+    quat_from_yaw,
+    quat_mul,
+    quat_rotate,
+    quat_to_matrix,
+    rotation_angle_between,
+)
 from trifinger_s2r.train.config import LEVEL_4_TASK
 
 CFG = ex.ExpertConfig()
@@ -76,9 +83,9 @@ def _run(env: ReposeEnv, steps: int, goal_quat: torch.Tensor | None = None) -> t
     heights = []
     for _ in range(steps):
         s = env.state
-        action = ex.expert_action(CFG, s.joint_pos_rad, s.fingertip_pos_m, s.fingertip_linvel_mps, s.cube_pos_m,
-                                  s.cube_quat_xyzw, s.cube_linvel_mps, env.goal_pos_m,
-                                  env.goal_quat if goal_quat is None else goal_quat, env.task.torque_limit_nm)
+        action = ex.expert_action(CFG, s, env.goal_pos_m, env.goal_quat if goal_quat is None else goal_quat,
+                                  env.params.cube_mass_kg, env.params.torque_limit_nm, env.resting_height_m(),
+                                  env.task.torque_limit_nm)
         assert action.abs().max() <= 1.0
         env.step(action)
         heights.append(env.state.cube_pos_m[:, 2].clone())
@@ -108,3 +115,27 @@ def test_grasps_and_lifts_cubes_from_the_table():
 def test_bad_settings_name_the_field():
     with pytest.raises(ValueError, match="expert.stiffness_npm"):
         ex.ExpertConfig(stiffness_npm=0.0)
+
+
+def test_controller_changes_reach_the_config_and_its_hold_gains():
+    cfg = ex.expert_with(CFG, ["stiffness_npm=80", "hold.squeeze_levels_n=[1.0, 2.0]", "hold.position_npm=20"])
+    assert cfg.stiffness_npm == 80 and cfg.hold.squeeze_levels_n == (1.0, 2.0) and cfg.hold.position_npm == 20
+    assert CFG.hold.position_npm == 60.0  # the original is untouched
+    with pytest.raises(ValueError, match="hold.position_npm"):
+        ex.expert_with(CFG, ["hold.position_npm=0"])
+
+
+def test_the_plan_the_tips_carry_out_stays_chosen_as_the_cube_turns():
+    """Without tips the best-facing plan wins; with the tips on a plan's contacts, that plan stays chosen even when
+    the cube has turned so far that another plan faces the fingers better."""
+    pos, quat = _flat_cubes(1)
+    rays = ex.approach_directions(pos)
+    contacts, normals, lone = ex.contact_points(pos, quat, rays, CFG.spread_m, CFG.contact_height_m)
+    tips = contacts + ex.TIP_CLEARANCE_M * normals
+    turned = quat_mul(quat_from_yaw(torch.tensor([0.7])), quat)
+    held_tips = pos[:, None] + quat_rotate(quat_from_yaw(torch.tensor([0.7])).expand(3, 4), (tips - pos[:, None])[0])[None]
+    fresh = ex.contact_points(pos, turned, rays, CFG.spread_m, CFG.contact_height_m)
+    kept = ex.contact_points(pos, turned, rays, CFG.spread_m, CFG.contact_height_m, held_tips)
+    assert not torch.equal(fresh[2], lone)  # turned by 0.7 rad, a fresh choice picks another plan
+    assert torch.equal(kept[2], lone)  # the tips' plan is kept
+    torch.testing.assert_close(kept[0], held_tips - ex.TIP_CLEARANCE_M * kept[1], atol=1e-6, rtol=0)

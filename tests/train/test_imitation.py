@@ -95,3 +95,22 @@ def test_drift_bench_names_a_missing_policy_in_one_line():
     with pytest.raises(SystemExit) as stop:
         main(["bench", "drift", "--policy", "/nonexistent/model_1.pt"])
     assert "bench drift: --policy /nonexistent/model_1.pt" in str(stop.value.code) and "\n" not in str(stop.value.code)
+
+
+def test_teacher_bench_takes_config_and_controller_changes_and_records_them():
+    from trifinger_s2r.bench.teacher_bench import evaluate_teacher
+
+    result = evaluate_teacher(level=4, episodes=2, seed=4, assignments=("env.task.friction_cone=pyramidal",),
+                              expert_assignments=("hold.position_npm=30",))
+    assert result["set"] == ["env.task.friction_cone=pyramidal"] and result["expert"] == ["hold.position_npm=30"]
+    assert result["episodes"] == 2
+
+
+def test_bad_controller_changes_are_one_line_errors():
+    from trifinger_s2r.cli import main
+
+    for bad in ("nosuch=1", "hold.nosuch=1", "hold=1", "stiffness_npm=-5", "hold.position_npm=oops"):
+        with pytest.raises(SystemExit) as stop:
+            main(["bench", "teacher", "--episodes", "1", "--expert", bad])
+        message = str(stop.value.code)
+        assert message.startswith("trifinger-s2r bench teacher:") and "\n" not in message, message

@@ -186,7 +186,7 @@ class ReposeEnv(VecEnv):
             joint_pos[grasped], cube_pos[grasped], cube_quat[grasped] = (part[pick] for part in self._grasps)
         return joint_pos, cube_pos, cube_quat, grasped
 
-    def _resting_height_m(self) -> torch.Tensor:
+    def resting_height_m(self) -> torch.Tensor:
         """(N,) height of each env's object centre when it rests on the table."""
         if self.objects is None:
             return self.params.cube_edge_m / 2
@@ -318,7 +318,7 @@ class ReposeEnv(VecEnv):
             log["Episode/success_rate"] = success[ended].float()
             log["Episode/final_position_error_m"] = pos_err[ended]
             log["Episode/final_orientation_error_rad"] = rot_err[ended]
-            lifted = state.cube_pos_m[:, 2] > self._resting_height_m() + LIFTED_M
+            lifted = state.cube_pos_m[:, 2] > self.resting_height_m() + LIFTED_M
             log["Episode/lifted_at_end"] = lifted[ended].float()
             if self.objects is not None:
                 for index, name in enumerate(self.objects.names):

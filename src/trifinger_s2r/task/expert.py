@@ -1,29 +1,35 @@
 """A scripted reposing controller: the teacher whose actions warm-start the policy (train.imitation).
 
-PPO alone never discovers holding the cube within our budgets: every learned policy drops a held cube within a few
-steps, while a Cartesian impedance controller holds it (docs/benchmarks.md, level 4). This controller reads the
-simulator's true state (a teacher may) and acts in three phases, chosen from the state alone so that a Markov
-policy can imitate it:
+PPO alone never discovers holding the cube within our budgets (docs/benchmarks.md, level 4). This controller reads the
+simulator's true state (a teacher may) and acts in phases chosen from the state alone, so that a Markov policy can
+imitate it:
 - approach: each fingertip goes to a point outside its contact point, from above when it is far;
 - close: once every tip is in line with (or near) its contact, the tips move gently onto the contact points;
-- carry: once every tip touches the cube, the grasp is moved rigidly by a bounded, velocity-damped step of the cube's
-  pose towards the goal (translation and rotation), squeezing each face and bearing the cube's weight.
-Contact points form an opposing grasp: one finger on the vertical face whose normal points most nearly at it, the
-other two side by side on the opposite face. Torques are J^T F of a tip impedance plus gravity compensation
-(task.finger_kinematics), within the torque limit. Where the goal has no orientation, give the cube's start
-orientation (or `upright` of the current one): a grasp with no orientation target lets the cube turn out of it.
+- pick up: once every tip touches the cube, the grasp is moved rigidly by a bounded, velocity-damped step of the
+  cube's pose towards the goal, squeezing each face and bearing the cube's weight (tip impedance);
+- hold: once the touched cube is off the table, each tip presses the contact force an object-level wrench controller
+  asks for (task.grasp_forces): the cube's weight plus a PD pull towards the goal pose, spread over the contacts
+  within their friction cones and the motors' torque limits. This is what turns the cube in the grasp.
+Contact points form an opposing grasp: one finger alone on a vertical face, the other two side by side on the
+opposite face. Of the 12 such plans, the one nearest the fingertips wins, with a penalty on a lone finger that
+faces its face at an angle: from home that is the best-facing plan, and a plan the tips already carry out stays
+chosen while the cube turns. Torques are J^T F plus gravity compensation (task.finger_kinematics), within the torque
+limit. Where the goal has no orientation, give the cube's start orientation (or `upright` of the current one): a
+grasp with no orientation target lets the cube turn out of it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from trifinger_s2r.robot import cube
 from trifinger_s2r.robot import trifinger_pro as tp
+from trifinger_s2r.sim.backend import SimState
 from trifinger_s2r.task import finger_kinematics as fk
 from trifinger_s2r.task.geometry import quat_conjugate, quat_from_axis_angle, quat_mul, quat_rotate, quat_to_matrix
+from trifinger_s2r.task.grasp_forces import HoldGains, cube_wrench, hold_forces
 
 TIP_CLEARANCE_M = 0.008
 """Distance from a face to the fingertip point when the tip's rounded end touches it."""
@@ -65,13 +71,42 @@ class ExpertConfig:
     cube_damping_s: float = 0.06
     """The carried cube's target moves back by its velocity times this (damps the carry)."""
     carry_step_rad: float = 0.1
-    """Largest rotation of the cube's target pose per policy step."""
+    """Largest rotation of the cube's target pose per policy step (pick-up)."""
+    plan_geometry_weight_m: float = 0.5
+    """Grasp plans cost the summed tip-to-contact distance plus this times (1 - cosine) between the lone finger's
+    approach and its face normal."""
+    hold_above_rest_m: float = 0.01
+    """The wrench controller holds a touched cube once its centre is this far above its resting height."""
+    hold: HoldGains = field(default_factory=HoldGains)
 
     def __post_init__(self) -> None:
+        if isinstance(self.hold, dict):  # a JSON config
+            object.__setattr__(self, "hold", HoldGains(**self.hold))
         for name in ("stiffness_npm", "carry_squeeze_m", "touch_squeeze_m", "pregrasp_offset_m", "aligned_m", "near_m",
-                     "touching_m", "carry_step_m", "carry_step_rad"):
+                     "touching_m", "carry_step_m", "carry_step_rad", "hold_above_rest_m"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"expert.{name} must be positive, got {getattr(self, name)}")
+
+
+def expert_with(cfg: ExpertConfig, assignments: list[str]) -> ExpertConfig:
+    """cfg with each 'field=value' applied (values are JSON; the hold gains as 'hold.FIELD=value')."""
+    import json
+    from dataclasses import asdict, fields
+
+    raw = asdict(cfg)
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        *parent, leaf = key.split(".")
+        node = raw["hold"] if parent == ["hold"] else raw if not parent else None
+        if not sep or node is None or leaf not in node or leaf == "hold":
+            valid = [f.name for f in fields(ExpertConfig) if f.name != "hold"] + [
+                f"hold.{f.name}" for f in fields(HoldGains)]
+            raise ValueError(f"--expert {assignment!r}: expected FIELD=VALUE with FIELD one of {', '.join(valid)}")
+        try:
+            node[leaf] = json.loads(text)
+        except json.JSONDecodeError:
+            raise ValueError(f"--expert {key}: {text!r} is not a JSON value") from None
+    return ExpertConfig(**raw)
 
 
 def approach_directions(like: torch.Tensor) -> torch.Tensor:
@@ -82,32 +117,47 @@ def approach_directions(like: torch.Tensor) -> torch.Tensor:
     return torch.stack([heading.cos(), heading.sin(), torch.zeros_like(heading)], dim=-1)
 
 
+def _candidate_plans(cube_pos_m: torch.Tensor, cube_quat: torch.Tensor, rays: torch.Tensor, spread_m: float,
+                     contact_height_m: float, half_edge_m: float):
+    """The 12 opposing grasps (4 vertical faces x the finger alone on it): contacts (N, 12, 3, 3), outward normals
+    (N, 12, 3, 3), which finger is alone (N, 12, 3) and the cosine between its approach and its face normal (N, 12)."""
+    n, dtype, device = cube_pos_m.shape[0], rays.dtype, rays.device
+    quats = cube_quat[:, None].expand(n, 4, 4).reshape(-1, 4)
+    axes = torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [-1.0, 0, 0], [0, -1.0, 0]], dtype=dtype, device=device)
+    normals = quat_rotate(quats, axes.repeat(n, 1)).reshape(n, 4, 3)
+    normals = normals * torch.tensor([1.0, 1.0, 0.0], dtype=dtype, device=device)
+    normals = normals / normals.norm(dim=-1, keepdim=True).clamp(min=1e-9)
+    face = torch.arange(4, device=device).repeat_interleave(3)
+    lone = torch.arange(3, device=device).repeat(4)
+    front = normals[:, face]  # (N, 12, 3)
+    tangent = torch.stack([-front[..., 1], front[..., 0], torch.zeros_like(front[..., 0])], dim=-1)
+    side = torch.sign((rays[None, None] * tangent[:, :, None]).sum(-1))  # which half of the back face suits a finger
+    is_lone = torch.nn.functional.one_hot(lone, 3).bool()[None].expand(n, 12, 3)
+    outward = torch.where(is_lone[..., None], front[:, :, None], -front[:, :, None])
+    lateral = torch.where(is_lone, torch.zeros_like(side), side * spread_m)
+    up = torch.tensor([0.0, 0.0, contact_height_m], dtype=dtype, device=device)
+    contacts = cube_pos_m[:, None, None] + half_edge_m * outward + lateral[..., None] * tangent[:, :, None] + up
+    return contacts, outward, is_lone, (front * rays[lone][None]).sum(-1)
+
+
 def contact_points(
     cube_pos_m: torch.Tensor, cube_quat: torch.Tensor, rays: torch.Tensor, spread_m: float, contact_height_m: float,
-    half_edge_m: float = cube.HALF_EDGE_M,
+    tips_m: torch.Tensor | None = None, geometry_weight_m: float = 0.5, half_edge_m: float = cube.HALF_EDGE_M,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """An opposing grasp of the cube's vertical faces: the finger whose approach ray is closest to a face normal
-    takes that face's centre, the other two share the opposite face, spread_m either side of its centre, each on
-    the side nearer to it; all contact_height_m above the centre's height. Returns contacts (N, 3, 3), each
-    contact's outward face normal (N, 3, 3), and which finger is alone on its face (N, 3)."""
-    n = cube_pos_m.shape[0]
-    quats = cube_quat[:, None].expand(n, 4, 4).reshape(-1, 4)
-    axes = torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [-1.0, 0, 0], [0, -1.0, 0]], dtype=rays.dtype, device=rays.device)
-    normals = quat_rotate(quats, axes.repeat(n, 1)).reshape(n, 4, 3)
-    normals = normals * torch.tensor([1.0, 1.0, 0.0], dtype=rays.dtype, device=rays.device)
-    normals = normals / normals.norm(dim=-1, keepdim=True).clamp(min=1e-9)
-    cosine = normals @ rays.T  # (N, 4 faces, 3 fingers)
-    best = cosine.reshape(n, -1).argmax(dim=-1)
-    face, lone = best // 3, best % 3
-    front = normals[torch.arange(n), face]  # (N, 3)
-    tangent = torch.stack([-front[:, 1], front[:, 0], torch.zeros_like(front[:, 0])], dim=-1)
-    side = torch.sign((rays[None] * tangent[:, None]).sum(-1))  # (N, 3) which half of the back face suits a finger
-    is_lone = torch.nn.functional.one_hot(lone, 3).bool()
-    outward = torch.where(is_lone[..., None], front[:, None], -front[:, None])
-    lateral = torch.where(is_lone, torch.zeros_like(side), side * spread_m)
-    up = torch.tensor([0.0, 0.0, contact_height_m], dtype=rays.dtype, device=rays.device)
-    contacts = cube_pos_m[:, None] + half_edge_m * outward + lateral[..., None] * tangent[:, None] + up
-    return contacts, outward, is_lone
+    """An opposing grasp of the cube's vertical faces: one finger alone on a face's centre, the other two on the
+    opposite face, spread_m either side of its centre, each on the side nearer to it; all contact_height_m above the
+    centre's height. Of the 12 such plans the cheapest wins: the summed distance of the fingertips (tips_m, (N, 3, 3);
+    none: 0) to their contacts plus geometry_weight_m * (1 - cosine between the lone finger's approach ray and its
+    face normal). Returns contacts (N, 3, 3), each contact's outward face normal (N, 3, 3), and which finger is
+    alone on its face (N, 3)."""
+    contacts, outward, is_lone, cosine = _candidate_plans(cube_pos_m, cube_quat, rays, spread_m, contact_height_m,
+                                                          half_edge_m)
+    cost = geometry_weight_m * (1.0 - cosine)
+    if tips_m is not None:
+        cost = cost + (tips_m[:, None] - contacts - TIP_CLEARANCE_M * outward).norm(dim=-1).sum(dim=-1)
+    best = cost.argmin(dim=-1)
+    rows = torch.arange(len(best), device=best.device)
+    return contacts[rows, best], outward[rows, best], is_lone[rows, best]
 
 
 def surface_distance_m(points_m: torch.Tensor, cube_pos_m: torch.Tensor, cube_quat: torch.Tensor,
@@ -147,9 +197,10 @@ def _bounded_rotation(cube_quat: torch.Tensor, goal_quat: torch.Tensor, max_rad:
 
 def tip_targets(cfg: ExpertConfig, tips_m: torch.Tensor, cube_pos_m: torch.Tensor, cube_quat: torch.Tensor,
                 cube_vel_mps: torch.Tensor, goal_pos_m: torch.Tensor, goal_quat: torch.Tensor) -> torch.Tensor:
-    """(N, 3, 3) where each fingertip's impedance pulls it, by the phase the state is in."""
+    """(N, 3, 3) where each fingertip's impedance pulls it, by the phase the state is in (approach, close, pick up)."""
     rays = approach_directions(tips_m)
-    contacts, normals, _ = contact_points(cube_pos_m, cube_quat, rays, cfg.spread_m, cfg.contact_height_m)
+    contacts, normals, _ = contact_points(cube_pos_m, cube_quat, rays, cfg.spread_m, cfg.contact_height_m, tips_m,
+                                          cfg.plan_geometry_weight_m)
     offset = tips_m - contacts
     along = (offset * normals).sum(dim=-1)
     sideways = (offset - along[..., None] * normals).norm(dim=-1)
@@ -160,7 +211,7 @@ def tip_targets(cfg: ExpertConfig, tips_m: torch.Tensor, cube_pos_m: torch.Tenso
     in_place = ((sideways < cfg.aligned_m) | (offset.norm(dim=-1) < TIP_CLEARANCE_M + cfg.near_m)) & (along > -0.01)
     close = contacts - cfg.touch_squeeze_m * normals
     targets = torch.where(in_place.all(dim=-1)[:, None, None], close, approach)
-    touching = (surface_distance_m(tips_m, cube_pos_m, cube_quat) - TIP_CLEARANCE_M < cfg.touching_m).all(dim=-1)
+    touching = touching_cube(cfg, tips_m, cube_pos_m, cube_quat)
     carry = _carry(cfg, tips_m, cube_pos_m, cube_quat, goal_pos_m, goal_quat, cube_vel_mps)
     return torch.where(touching[:, None, None], carry, targets)
 
@@ -176,7 +227,7 @@ def held_face_normals(tips_m: torch.Tensor, cube_pos_m: torch.Tensor, cube_quat:
 
 
 def _carry(cfg: ExpertConfig, tips_m, cube_pos_m, cube_quat, goal_pos_m, goal_quat, cube_vel_mps) -> torch.Tensor:
-    """Tip targets that move the held grasp by a bounded step of the cube's pose towards the goal: each tip
+    """Pick-up tip targets that move the touched grasp by a bounded step of the cube's pose towards the goal: each tip
     squeezes along its face's normal, fingers sharing a face sharing its squeeze (equal force on opposite faces),
     and all carry a share of the cube's weight."""
     n = tips_m.shape[0]
@@ -192,16 +243,31 @@ def _carry(cfg: ExpertConfig, tips_m, cube_pos_m, cube_quat, goal_pos_m, goal_qu
     return cube_pos_m[:, None] + shift[:, None] + arms + inward + lift
 
 
-def expert_action(
-    cfg: ExpertConfig, joint_pos_rad: torch.Tensor, tips_m: torch.Tensor, tip_vel_mps: torch.Tensor,
-    cube_pos_m: torch.Tensor, cube_quat: torch.Tensor, cube_vel_mps: torch.Tensor, goal_pos_m: torch.Tensor,
-    goal_quat: torch.Tensor, torque_limit_nm: float,
-) -> torch.Tensor:
-    """(N, 9) the controller's action in the policy's units (torque / torque_limit_nm, within [-1, 1])."""
-    targets = tip_targets(cfg, tips_m, cube_pos_m, cube_quat, cube_vel_mps, goal_pos_m, goal_quat)
-    force = cfg.stiffness_npm * (targets - tips_m) - cfg.damping_nspm * tip_vel_mps  # (N, 3, 3)
-    jac = fk.fingertip_jacobians(joint_pos_rad)  # (N, 3 fingers, 3 xyz, 3 joints)
-    torque = (jac.transpose(-1, -2) @ force[..., None]).squeeze(-1).reshape(-1, tp.NUM_JOINTS)
-    torque = torque + fk.gravity_torques(joint_pos_rad)
-    return (torque / torque_limit_nm).clamp(-1.0, 1.0)
+def touching_cube(cfg: ExpertConfig, tips_m: torch.Tensor, cube_pos_m: torch.Tensor,
+                  cube_quat: torch.Tensor) -> torch.Tensor:
+    """(N,) whether every fingertip's rounded end is within cfg.touching_m of the cube."""
+    return (surface_distance_m(tips_m, cube_pos_m, cube_quat) - TIP_CLEARANCE_M < cfg.touching_m).all(dim=-1)
 
+
+def expert_action(
+    cfg: ExpertConfig, state: SimState, goal_pos_m: torch.Tensor, goal_quat: torch.Tensor, cube_mass_kg: torch.Tensor,
+    torque_limit_nm: torch.Tensor, resting_height_m: torch.Tensor, action_scale_nm: float,
+) -> torch.Tensor:
+    """(N, 9) the controller's action in the policy's units (torque / action_scale_nm, within [-1, 1]) for the true
+    state, given each env's cube mass (N,), motor torque limits (N, 9) and the cube's resting height (N,)."""
+    s = state
+    tips = s.fingertip_pos_m
+    targets = tip_targets(cfg, tips, s.cube_pos_m, s.cube_quat_xyzw, s.cube_linvel_mps, goal_pos_m, goal_quat)
+    tip_force = cfg.stiffness_npm * (targets - tips) - cfg.damping_nspm * s.fingertip_linvel_mps  # (N, 3, 3)
+    jac = fk.fingertip_jacobians(s.joint_pos_rad)  # (N, 3 fingers, 3 xyz, 3 joints)
+    gravity = fk.gravity_torques(s.joint_pos_rad)
+    held = touching_cube(cfg, tips, s.cube_pos_m, s.cube_quat_xyzw) & (
+        s.cube_pos_m[:, 2] > resting_height_m + cfg.hold_above_rest_m)
+    if held.any():
+        wrench = cube_wrench(cfg.hold, s.cube_pos_m, s.cube_quat_xyzw, s.cube_linvel_mps, s.cube_angvel_radps,
+                             goal_pos_m, goal_quat)
+        pressed = hold_forces(cfg.hold, tips, held_face_normals(tips, s.cube_pos_m, s.cube_quat_xyzw), wrench,
+                              cube_mass_kg, jac, gravity, torque_limit_nm, s.cube_pos_m, s.cube_quat_xyzw)
+        tip_force = torch.where(held[:, None, None], pressed, tip_force)
+    torque = (jac.transpose(-1, -2) @ tip_force[..., None]).squeeze(-1).reshape(-1, tp.NUM_JOINTS) + gravity
+    return (torque / action_scale_nm).clamp(-1.0, 1.0)

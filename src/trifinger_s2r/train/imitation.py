@@ -68,8 +68,8 @@ def teacher_action(env: ReposeEnv, cfg: ExpertConfig) -> torch.Tensor:
     task = env.task
     goal_quat = env.goal_quat if orientation_matters(task.level) or task.curriculum.enabled else upright(
         s.cube_quat_xyzw)
-    return expert_action(cfg, s.joint_pos_rad, s.fingertip_pos_m, s.fingertip_linvel_mps, s.cube_pos_m,
-                         s.cube_quat_xyzw, s.cube_linvel_mps, env.goal_pos_m, goal_quat, task.torque_limit_nm)
+    return expert_action(cfg, s, env.goal_pos_m, goal_quat, env.params.cube_mass_kg, env.params.torque_limit_nm,
+                         env.resting_height_m(), task.torque_limit_nm)
 
 
 class _Dataset:

@@ -14,6 +14,7 @@ def _cmd_imitate(args: argparse.Namespace) -> None:
     from dataclasses import replace
     from pathlib import Path
 
+    from trifinger_s2r.task.expert import ExpertConfig, expert_with
     from trifinger_s2r.train.config import apply_overrides, preset, with_overrides
     from trifinger_s2r.train.imitation import ImitationConfig, imitate
     from trifinger_s2r.train.trainer import holds_run
@@ -24,7 +25,8 @@ def _cmd_imitate(args: argparse.Namespace) -> None:
     try:
         cfg = apply_overrides(cfg, args.set)
         imitation = ImitationConfig(rounds=args.rounds, steps_per_round=args.steps_per_round,
-                                    policy_std=args.policy_std, max_minutes=args.max_minutes)
+                                    policy_std=args.policy_std, max_minutes=args.max_minutes,
+                                    expert=expert_with(ExpertConfig(), args.expert))
     except ValueError as err:
         raise SystemExit(f"trifinger-s2r imitate: {err}") from None
     run_dir = Path(args.run_dir)
@@ -59,5 +61,7 @@ def add_imitate_parser(sub: argparse._SubParsersAction) -> None:
     imitate.add_argument("--torch-threads", type=int, help="learner threads (default 1)")
     imitate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="override a config field as train --set does")
+    imitate.add_argument("--expert", action="append", default=[], metavar="FIELD=VALUE",
+                         help="change the scripted controller (task.expert.ExpertConfig; hold gains as hold.FIELD)")
     imitate.add_argument("--json", action="store_true", help="print one JSON object")
     imitate.set_defaults(func=_cmd_imitate)
