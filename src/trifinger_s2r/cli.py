@@ -315,9 +315,11 @@ def build_parser() -> argparse.ArgumentParser:
     from trifinger_s2r.bench.friction_breakaway import add_friction_parser
     from trifinger_s2r.bench.grasp_drift import add_drift_parser
     from trifinger_s2r.bench.teacher_bench import add_teacher_parser
+    from trifinger_s2r.bench.turn_bench import add_turn_parser
 
     add_soak_parser(bench_sub)
     add_teacher_parser(bench_sub)
+    add_turn_parser(bench_sub)
     add_drift_parser(bench_sub)
     add_friction_parser(bench_sub)
     return parser

@@ -114,3 +114,24 @@ def test_bad_controller_changes_are_one_line_errors():
             main(["bench", "teacher", "--episodes", "1", "--expert", bad])
         message = str(stop.value.code)
         assert message.startswith("trifinger-s2r bench teacher:") and "\n" not in message, message
+
+
+def test_turn_bench_reports_every_cell_and_the_wrench_hold_turns_a_tilt_the_old_carry_cannot():
+    from trifinger_s2r.bench.turn_bench import measure_turns
+
+    new = measure_turns((0.6,), envs_per_cell=6, seed=3, seconds=2.0)["results"]
+    old = measure_turns((0.6,), envs_per_cell=6, seed=3, seconds=2.0,
+                        expert_assignments=("hold_above_rest_m=1.0",))["results"]
+    assert set(new) == {"tilt", "yaw"} and set(new["tilt"]) == {"0.6"}
+    cell = new["tilt"]["0.6"]
+    assert cell["grasps"] >= 5 and 0.0 <= cell["within_tolerance_share"] <= cell["held_share"] <= 1.0
+    assert new["tilt"]["0.6"]["mean_error_rad"] < old["tilt"]["0.6"]["mean_error_rad"] - 0.2
+
+
+def test_turn_bench_refuses_bad_angles_in_one_line():
+    from trifinger_s2r.cli import main
+
+    for bad in ("0", "4", "x"):
+        with pytest.raises(SystemExit) as stop:
+            main(["bench", "turn", "--angles", bad])
+        assert stop.value.code == 2  # argparse's usage error, one line on stderr
