@@ -14,6 +14,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_expert_argument(parser: argparse.ArgumentParser) -> None:
+    """--expert FIELD=VALUE, repeatable: changes to the scripted controller (task.expert.expert_with)."""
+    parser.add_argument("--expert", action="append", default=[], metavar="FIELD=VALUE",
+                        help="change the scripted controller (task.expert.ExpertConfig, JSON values; the wrench "
+                             "controller's gains as hold.FIELD)")
+
+
 def print_result(result: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(result))

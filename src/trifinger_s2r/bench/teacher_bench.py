@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from trifinger_s2r.clitools import positive_int, print_result
+from trifinger_s2r.clitools import add_expert_argument, positive_int, print_result
 
 
 def evaluate_teacher(level: int, episodes: int, seed: int, preset_name: str = "repose-cpu",
@@ -49,17 +49,21 @@ def _cmd(args: argparse.Namespace) -> None:
     print_result(result, args.json)
 
 
+def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
+    """--preset, --set and --expert: the env the controller acts in, and the controller."""
+    parser.add_argument("--preset", choices=["repose-cpu", "repose-gpu"], default="repose-cpu",
+                        help="the env whose randomisation, camera and physics to use (default repose-cpu)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change the preset's config as train --set does (e.g. env.task.friction_cone=pyramidal)")
+    add_expert_argument(parser)
+
+
 def add_teacher_parser(bench_sub: argparse._SubParsersAction) -> None:
     teacher = bench_sub.add_parser("teacher", help="the scripted grasp-lift-carry controller judged like a policy "
                                                    "(the ceiling of `imitate`)")
     teacher.add_argument("--level", type=int, choices=[1, 2, 3, 4], default=3)
     teacher.add_argument("--episodes", type=positive_int, default=200)
     teacher.add_argument("--seed", type=int, default=0)
-    teacher.add_argument("--preset", choices=["repose-cpu", "repose-gpu"], default="repose-cpu",
-                         help="the env whose randomisation, camera and physics to use (default repose-cpu)")
-    teacher.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                         help="change the preset's config as train --set does (e.g. env.task.friction_cone=pyramidal)")
-    teacher.add_argument("--expert", action="append", default=[], metavar="FIELD=VALUE",
-                         help="change the controller (task.expert.ExpertConfig; the hold gains as hold.FIELD)")
+    add_controller_arguments(teacher)
     teacher.add_argument("--json", action="store_true", help="print one JSON object")
     teacher.set_defaults(func=_cmd)

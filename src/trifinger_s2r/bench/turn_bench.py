@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import math
 
+from trifinger_s2r.bench.teacher_bench import add_controller_arguments
 from trifinger_s2r.clitools import positive_int, print_result
 
 HELD_ABOVE_M = 0.045
@@ -97,10 +98,6 @@ def add_turn_parser(bench_sub: argparse._SubParsersAction) -> None:
     turn.add_argument("--envs-per-cell", type=positive_int, default=24)
     turn.add_argument("--seconds", type=float, default=3.0)
     turn.add_argument("--seed", type=int, default=0)
-    turn.add_argument("--preset", choices=["repose-cpu", "repose-gpu"], default="repose-cpu")
-    turn.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                      help="change the preset's config as train --set does")
-    turn.add_argument("--expert", action="append", default=[], metavar="FIELD=VALUE",
-                      help="change the controller (task.expert.ExpertConfig; the hold gains as hold.FIELD)")
+    add_controller_arguments(turn)
     turn.add_argument("--json", action="store_true", help="print one JSON object")
     turn.set_defaults(func=_cmd)

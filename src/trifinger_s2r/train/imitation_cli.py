@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from trifinger_s2r.clitools import positive_int, print_result
+from trifinger_s2r.clitools import add_expert_argument, positive_int, print_result
 
 PRESETS = ("push-cpu", "repose-cpu", "repose-gpu")
 
@@ -61,7 +61,6 @@ def add_imitate_parser(sub: argparse._SubParsersAction) -> None:
     imitate.add_argument("--torch-threads", type=int, help="learner threads (default 1)")
     imitate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="override a config field as train --set does")
-    imitate.add_argument("--expert", action="append", default=[], metavar="FIELD=VALUE",
-                         help="change the scripted controller (task.expert.ExpertConfig; hold gains as hold.FIELD)")
+    add_expert_argument(imitate)
     imitate.add_argument("--json", action="store_true", help="print one JSON object")
     imitate.set_defaults(func=_cmd_imitate)
