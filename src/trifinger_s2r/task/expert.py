@@ -29,7 +29,7 @@ from trifinger_s2r.robot import trifinger_pro as tp
 from trifinger_s2r.sim.backend import SimState
 from trifinger_s2r.task import finger_kinematics as fk
 from trifinger_s2r.task.geometry import quat_conjugate, quat_from_axis_angle, quat_mul, quat_rotate, quat_to_matrix
-from trifinger_s2r.task.grasp_forces import HoldGains, cube_wrench, hold_forces
+from trifinger_s2r.task.grasp_forces import HoldGains, clamp_norm, cube_wrench, hold_forces
 
 TIP_CLEARANCE_M = 0.008
 """Distance from a face to the fingertip point when the tip's rounded end touches it."""
@@ -53,7 +53,8 @@ class ExpertConfig:
     pregrasp_offset_m: float = 0.03
     """Approach point's distance outside the contact point."""
     above_m: float = 0.05
-    """A tip farther than far_m horizontally from its approach point first goes this far above it."""
+    """A tip far horizontally from its approach point aims this far above it: fully beyond 2 far_m, rising linearly
+    from far_m (no step in the target, so none in the action)."""
     far_m: float = 0.03
     aligned_m: float = 0.02
     """A tip closer than this to the line through its contact point (along the approach) may close in."""
@@ -72,6 +73,9 @@ class ExpertConfig:
     """The carried cube's target moves back by its velocity times this (damps the carry)."""
     carry_step_rad: float = 0.1
     """Largest rotation of the cube's target pose per policy step (pick-up)."""
+    max_pull_m: float = 0.03
+    """The tip impedance pulls towards a point at most this far away: where the phase changes, the force changes by at
+    most stiffness x this (smoother actions: a student fits them about twice as well)."""
     plan_geometry_weight_m: float = 0.5
     """Grasp plans cost the summed tip-to-contact distance plus this times (1 - cosine) between the lone finger's
     approach and its face normal."""
@@ -83,7 +87,7 @@ class ExpertConfig:
         if isinstance(self.hold, dict):  # a JSON config
             object.__setattr__(self, "hold", HoldGains(**self.hold))
         for name in ("stiffness_npm", "carry_squeeze_m", "touch_squeeze_m", "pregrasp_offset_m", "aligned_m", "near_m",
-                     "touching_m", "carry_step_m", "carry_step_rad", "hold_above_rest_m"):
+                     "touching_m", "carry_step_m", "carry_step_rad", "hold_above_rest_m", "max_pull_m"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"expert.{name} must be positive, got {getattr(self, name)}")
 
@@ -205,15 +209,16 @@ def tip_targets(cfg: ExpertConfig, tips_m: torch.Tensor, cube_pos_m: torch.Tenso
     along = (offset * normals).sum(dim=-1)
     sideways = (offset - along[..., None] * normals).norm(dim=-1)
     pregrasp = contacts + (TIP_CLEARANCE_M + cfg.pregrasp_offset_m) * normals
-    lifted = pregrasp + torch.tensor([0.0, 0.0, cfg.above_m], dtype=tips_m.dtype, device=tips_m.device)
-    far = (tips_m - pregrasp)[..., :2].norm(dim=-1) > cfg.far_m
-    approach = torch.where(far[..., None], lifted, pregrasp)
+    rise = ((tips_m - pregrasp)[..., :2].norm(dim=-1) / cfg.far_m - 1.0).clamp(0.0, 1.0)
+    up = torch.tensor([0.0, 0.0, cfg.above_m], dtype=tips_m.dtype, device=tips_m.device)
+    approach = pregrasp + rise[..., None] * up
     in_place = ((sideways < cfg.aligned_m) | (offset.norm(dim=-1) < TIP_CLEARANCE_M + cfg.near_m)) & (along > -0.01)
     close = contacts - cfg.touch_squeeze_m * normals
     targets = torch.where(in_place.all(dim=-1)[:, None, None], close, approach)
     touching = touching_cube(cfg, tips_m, cube_pos_m, cube_quat)
     carry = _carry(cfg, tips_m, cube_pos_m, cube_quat, goal_pos_m, goal_quat, cube_vel_mps)
-    return torch.where(touching[:, None, None], carry, targets)
+    targets = torch.where(touching[:, None, None], carry, targets)
+    return tips_m + clamp_norm(targets - tips_m, cfg.max_pull_m)
 
 
 def held_face_normals(tips_m: torch.Tensor, cube_pos_m: torch.Tensor, cube_quat: torch.Tensor) -> torch.Tensor:
