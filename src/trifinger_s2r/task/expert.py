@@ -20,7 +20,8 @@ grasp with no orientation target lets the cube turn out of it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field, fields
 
 import torch
 
@@ -94,9 +95,6 @@ class ExpertConfig:
 
 def expert_with(cfg: ExpertConfig, assignments: list[str]) -> ExpertConfig:
     """cfg with each 'field=value' applied (values are JSON; the hold gains as 'hold.FIELD=value')."""
-    import json
-    from dataclasses import asdict, fields
-
     raw = asdict(cfg)
     for assignment in assignments:
         key, sep, text = assignment.partition("=")
