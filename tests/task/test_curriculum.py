@@ -13,7 +13,7 @@ from trifinger_s2r.task.geometry import quat_conjugate, quat_mul, random_quat, r
     ("field", "value"),
     [("promote_success", 0.0), ("promote_success", 1.5), ("stages", ("lift", "spin")), ("stages", ("yaw", "lift")),
      ("stages", ()), ("growth", 1.0), ("window_episodes", 0), ("initial_tilt_rad", 4.0), ("initial_yaw_rad", 0.0),
-     ("full_difficulty_share", 1.0), ("lift_min_height_m", 0.2)],
+     ("full_difficulty_share", 1.0), ("lift_min_height_m", 0.2), ("promote_decay", 0.0), ("promote_decay", 1.2)],
 )
 def test_bad_settings_name_the_field(field, value):
     with pytest.raises(ValueError, match=f"curriculum.{field}"):
@@ -50,6 +50,21 @@ def test_promotion_follows_the_success_stream():
     assert cur.is_final(cfg, state) and state.promotions == 5
     assert cur.stage_name(cfg, _feed(cfg, state, 1.0, 4096)) == "so3"
     assert cur.difficulty(cfg, state) == 3.0
+
+
+def test_a_decaying_threshold_promotes_harder_stages_at_lower_success():
+    cfg = cur.CurriculumConfig(enabled=True, promote_success=0.4, promote_decay=0.5, window_episodes=256,
+                               initial_tilt_rad=1.0, growth=4.0)
+    state = cur.initial_state(cfg)
+    assert cur.promotion_threshold(cfg, state) == 0.4
+    state = _feed(cfg, state, 0.3, 2048)
+    assert state.promotions == 0  # 30% is below the first threshold
+    state = _feed(cfg, state, 0.45, 256)
+    assert (cur.stage_name(cfg, state), cur.promotion_threshold(cfg, state)) == ("yaw", 0.2)
+    state = _feed(cfg, state, 0.25, 256)  # enough now: 0.2
+    assert cur.stage_name(cfg, state) == "tilt" and cur.promotion_threshold(cfg, state) == pytest.approx(0.1)
+    state = _feed(cfg, state, 0.05, 4096)
+    assert cur.stage_name(cfg, state) == "tilt" and state.tilt_rad == 1.0  # 5% stays below 10%
 
 
 def test_the_yaw_range_grows_before_the_tilt_stage():

@@ -367,7 +367,8 @@ class ReposeEnv(VecEnv):
                 "Curriculum/stage_index": float(self.curriculum_state.stage_index),
                 "Curriculum/max_tilt_rad": self.curriculum_state.tilt_rad,
                 "Curriculum/max_yaw_rad": self.curriculum_state.yaw_rad,
-                "Curriculum/promotions": float(self.curriculum_state.promotions)}
+                "Curriculum/promotions": float(self.curriculum_state.promotions),
+                "Curriculum/promote_success": curriculum.promotion_threshold(cfg, self.curriculum_state)}
 
     def training_state(self) -> dict:
         """What a checkpoint must keep of the env for training to resume where it stopped."""

@@ -4,7 +4,8 @@ Stages, easiest first: 'lift' (3-D goal positions of level 3, optionally only th
 own orientation), 'yaw' (level-4 heights, the goal a rotation about the vertical of the cube's orientation, whose
 largest angle grows by `growth` per promotion from `initial_yaw_rad` until it reaches pi), 'tilt' (any yaw plus a
 tilt about a random horizontal axis whose largest angle grows the same way from `initial_tilt_rad`) and 'so3'
-(level 4 itself: uniform orientations). A stage is left when the success rate over its recent episodes reaches `promote_success`.
+(level 4 itself: uniform orientations). A stage is left when the success rate over its recent episodes reaches
+`promote_success` (times `promote_decay` per promotion so far).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ class CurriculumConfig:
     """The stages to pass through, in the order of STAGES; the last is trained on until the end."""
     promote_success: float = 0.6
     """Success rate (0, 1] over the stage's recent episodes that promotes to the next stage or tilt range."""
+    promote_decay: float = 1.0
+    """Each promotion multiplies the threshold by this (0, 1]: harder stages promote at a lower success rate (the
+    decaying threshold of MyoChallenge 2022's reorientation winner); 1: the same threshold throughout."""
     window_episodes: int = 2048
     """Episodes whose mean success is compared with promote_success; a stage is judged only once it has this many."""
     initial_yaw_rad: float = math.pi
@@ -60,6 +64,8 @@ class CurriculumConfig:
                              f"{list(self.stages)}")
         if not 0.0 < self.promote_success <= 1.0:
             raise ValueError(f"curriculum.promote_success must be in (0, 1], got {self.promote_success}")
+        if not 0.0 < self.promote_decay <= 1.0:
+            raise ValueError(f"curriculum.promote_decay must be in (0, 1], got {self.promote_decay}")
         if self.window_episodes <= 0:
             raise ValueError(f"curriculum.window_episodes must be positive, got {self.window_episodes}")
         if not 0.0 < self.initial_yaw_rad <= math.pi:
@@ -117,12 +123,17 @@ def is_final(cfg: CurriculumConfig, state: CurriculumState) -> bool:
     return state.stage_index == len(cfg.stages) - 1
 
 
+def promotion_threshold(cfg: CurriculumConfig, state: CurriculumState) -> float:
+    """The success rate that promotes from where the state stands: promote_success x promote_decay ^ promotions."""
+    return cfg.promote_success * cfg.promote_decay ** state.promotions
+
+
 def record_episodes(cfg: CurriculumConfig, state: CurriculumState, successes: int, episodes: int) -> CurriculumState:
     """The state after `episodes` more curriculum episodes, `successes` of them successful; promotes when due."""
     won, seen = state.window_successes + successes, state.window_episodes + episodes
     if seen < cfg.window_episodes or is_final(cfg, state):
         return replace(state, window_successes=won, window_episodes=seen)
-    if won / seen < cfg.promote_success:
+    if won / seen < promotion_threshold(cfg, state):
         # a sliding judgement: keep the newer half of the window's evidence
         return replace(state, window_successes=won // 2, window_episodes=seen // 2)
     return _promoted(cfg, state)

@@ -131,4 +131,5 @@ class ProgressLog:
             return {}
         return {"curriculum_stage": curriculum.stage_name(cfg, state),
                 "curriculum_difficulty": curriculum.difficulty(cfg, state),
-                "curriculum_max_tilt_rad": state.tilt_rad, "curriculum_max_yaw_rad": state.yaw_rad}
+                "curriculum_max_tilt_rad": state.tilt_rad, "curriculum_max_yaw_rad": state.yaw_rad,
+                "curriculum_promote_success": curriculum.promotion_threshold(cfg, state)}
