@@ -1,5 +1,6 @@
-"""Training curves of one or more runs from their progress.json: success, lift share, orientation error and the
-curriculum stage against env steps, and env steps against wall-clock minutes.
+"""Training curves of one or more runs from their progress.json: success (over all goals, and over the share drawn
+from level 4 itself), lift share, orientation error and the curriculum stage against env steps, and env steps
+against wall-clock minutes.
 
     python -m trifinger_s2r.train.curves --run "PPO only=~/runs/l4_ref" --run "DAgger + PPO=~/runs/l4_bc_ppo" \
         --out docs/figures/level4-curves.png
@@ -19,6 +20,7 @@ from trifinger_s2r.task.curriculum import STAGES
 
 PANELS = (
     ("success_rate", "training success rate"),
+    ("success_rate_level_4_goals", "success on the level-4 goals"),
     ("lifted_share", "episodes ending lifted"),
     ("orientation_error_p50_rad", "orientation error p50 (rad)"),
     ("curriculum_stage", "curriculum stage"),
