@@ -120,7 +120,11 @@ def _preset_push_cpu() -> TrainConfig:
                        max_minutes=30.0)
 
 
-LEVEL_4_TASK = TaskConfig(level=4, curriculum=CurriculumConfig(enabled=True), grasp_start_share=0.5,
+LEVEL_4_CURRICULUM = CurriculumConfig(enabled=True, promote_success=0.3, promote_decay=0.85, window_episodes=1024,
+                                      initial_yaw_rad=0.5, growth=2.0)
+"""The curriculum of the shipped level-4 run: promote at 30% success (x0.85 per promotion), 1,024-episode windows,
+yaw from 0.5 rad and tilt from 0.5 rad, doubling per promotion (docs/benchmarks.md, 2026-12-02)."""
+LEVEL_4_TASK = TaskConfig(level=4, curriculum=LEVEL_4_CURRICULUM, grasp_start_share=0.5,
                           obs_type="keypoints_rel", friction_cone="elliptic", impratio=10.0)
 """Level 4 as we train it: the goal curriculum, half the episodes starting from a grasped, lifted cube, the
 rotation from cube to goal beside the keypoints in the actor's observation (`keypoints_rel`: at equal env steps it
