@@ -1,8 +1,8 @@
-"""Wilson intervals against hand-computed values."""
+"""Wilson intervals against hand-computed values; the lifted-episode summary."""
 
 import pytest
 
-from trifinger_s2r.eval.metrics import wilson_interval
+from trifinger_s2r.eval.metrics import lifted_summary, wilson_interval
 
 
 def test_wilson_80_interval_of_33_of_40():
@@ -21,3 +21,17 @@ def test_bad_counts_are_refused():
         wilson_interval(1, 0)
     with pytest.raises(ValueError, match="successes"):
         wilson_interval(5, 4)
+
+
+def test_the_lifted_summary_counts_only_episodes_ending_lifted():
+    summary = lifted_summary([True, False, False, True], [0.1, 0.9, 2.0, 0.3], [True, True, False, True])
+    assert summary["lifted_share"] == 0.75
+    assert summary["success_rate_lifted"] == 2 / 3
+    assert summary["median_orientation_error_lifted_rad"] == 0.3
+
+
+def test_the_lifted_summary_has_no_rates_where_nothing_was_lifted():
+    summary = lifted_summary([False, False], [2.0, 1.0], [False, False])
+    assert summary == {"lifted_share": 0.0, "success_rate_lifted": None, "median_orientation_error_lifted_rad": None}
+    with pytest.raises(ValueError, match="equally long"):
+        lifted_summary([True], [0.1, 0.2], [True])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from statistics import NormalDist
+from statistics import NormalDist, median
 
 
 def wilson_interval(successes: int, trials: int, confidence: float = 0.8) -> tuple[float, float]:
@@ -37,4 +37,17 @@ def success_summary(
         "mean_position_error_m": float(sum(position_errors_m) / episodes),
         "mean_orientation_error_rad": float(sum(orientation_errors_rad) / episodes),
         "level": level,
+    }
+
+
+def lifted_summary(successes: Sequence[bool], orientation_errors_rad: Sequence[float], lifted: Sequence[bool]) -> dict:
+    """Where a level-4 policy fails: the share of episodes ending lifted, and among those the success rate and the
+    median orientation error (None where no episode ended lifted)."""
+    if not len(successes) == len(orientation_errors_rad) == len(lifted) > 0:
+        raise ValueError("successes, orientation errors and lifted flags must be equally long and non-empty")
+    held = [i for i, up in enumerate(lifted) if up]
+    return {
+        "lifted_share": len(held) / len(lifted),
+        "success_rate_lifted": sum(bool(successes[i]) for i in held) / len(held) if held else None,
+        "median_orientation_error_lifted_rad": float(median(orientation_errors_rad[i] for i in held)) if held else None,
     }

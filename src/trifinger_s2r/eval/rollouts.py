@@ -9,7 +9,7 @@ from typing import Protocol
 import torch
 
 from trifinger_s2r.envs.repose_env import EnvConfig, ReposeEnv
-from trifinger_s2r.eval.metrics import success_summary
+from trifinger_s2r.eval.metrics import lifted_summary, success_summary
 from trifinger_s2r.policies import Policy, checkpoint_policy, load_policy
 from trifinger_s2r.train.config import TrainConfig
 
@@ -29,8 +29,9 @@ def evaluate(policy: Policy, cfg: TrainConfig, episodes: int, seed: int = 0,
              make_env: Callable[[EnvConfig], ReposeEnv] = ReposeEnv,
              recorder: Callable[[ReposeEnv], RoundRecorder] | None = None) -> dict:
     """Run `episodes` episodes of cfg's task (in rounds of at most 256 parallel envs made by make_env, the first one
-    filmed by `recorder(env)` if given) and summarise them; beside the eval contract, `lifted_share`: the share of
-    episodes whose object ends more than 1 cm above the cube's resting height."""
+    filmed by `recorder(env)` if given) and summarise them; beside the eval contract, `lifted_share` (the share of
+    episodes whose object ends more than 1 cm above the cube's resting height), `success_rate_lifted` and
+    `median_orientation_error_lifted_rad` (over those episodes; None where none ended lifted)."""
     if episodes <= 0:
         raise ValueError(f"episodes must be positive, got {episodes}")
     success, pos_err, rot_err, lifted = [], [], [], []
@@ -45,11 +46,9 @@ def evaluate(policy: Policy, cfg: TrainConfig, episodes: int, seed: int = 0,
         lifted.append(log["Episode/lifted_at_end"])
         remaining -= n
         round_index += 1
-    summary = success_summary(
-        torch.cat(success).bool().tolist(), torch.cat(pos_err).tolist(), torch.cat(rot_err).tolist(),
-        cfg.env.task.level,
-    )
-    return {**summary, "lifted_share": float(torch.cat(lifted).mean())}
+    wins, rot_err_rad = torch.cat(success).bool().tolist(), torch.cat(rot_err).tolist()
+    summary = success_summary(wins, torch.cat(pos_err).tolist(), rot_err_rad, cfg.env.task.level)
+    return {**summary, **lifted_summary(wins, rot_err_rad, torch.cat(lifted).bool().tolist())}
 
 
 def _run_round(policy: Policy, env: ReposeEnv, recorder: RoundRecorder | None = None) -> dict:
