@@ -139,7 +139,8 @@ def _write_report(out_dir: Path, result: dict, platform_name: str) -> None:
         f"Target: >= {100 * TARGET_SUCCESS:.0f}% success on each variant. {verdict}"
         + (f" Videos: {result['video_note']}." if result["video_note"] else ""),
         ("The policy sees the nominal cube's keypoints at the object's pose (the paper's set-up); success is judged "
-         "on the object's position (and, at level 4, its orientation, 0.4 rad). On-table goals lie at the object's resting height; the x2 cube starts at the "
+         "on the object's position (and, at level 4, its orientation, 0.4 rad). On-table goals lie at the object's "
+         "resting height; the x2 cube starts at the "
          "arena's centre (elsewhere it would start inside a fingertip) and its goals lie within 8.2 cm of the centre "
          "(inside the wall); the cuboid starts lying on a long side. Masses follow volume at the cube's density."),
     ]
