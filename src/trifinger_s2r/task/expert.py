@@ -20,7 +20,9 @@ grasp with no orientation target lets the cube turn out of it.
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
@@ -29,6 +31,7 @@ from trifinger_s2r.robot import cube
 from trifinger_s2r.robot import trifinger_pro as tp
 from trifinger_s2r.sim.backend import SimState
 from trifinger_s2r.task import finger_kinematics as fk
+from trifinger_s2r.task import reach
 from trifinger_s2r.task.geometry import quat_conjugate, quat_from_axis_angle, quat_mul, quat_rotate, quat_to_matrix
 from trifinger_s2r.task.grasp_forces import HoldGains, clamp_norm, cube_wrench, hold_forces
 
@@ -80,6 +83,12 @@ class ExpertConfig:
     plan_geometry_weight_m: float = 0.5
     """Grasp plans cost the summed tip-to-contact distance plus this times (1 - cosine) between the lone finger's
     approach and its face normal."""
+    infeasible_cost_m: float = 1.0
+    """Grasp plans also cost this for each fingertip point of theirs (contact and approach point) that the finger
+    cannot reach with its joints reach_margin_rad inside the soft limits, or that lies within wall_margin_m of the
+    arena's wall: near the wall, such plans leave a finger stuck at a joint limit or against the wall."""
+    reach_margin_rad: float = 0.05
+    wall_margin_m: float = 0.012
     hold_above_rest_m: float = 0.01
     """The wrench controller holds a touched cube once its centre is this far above its resting height."""
     hold: HoldGains = field(default_factory=HoldGains)
@@ -88,7 +97,8 @@ class ExpertConfig:
         if isinstance(self.hold, dict):  # a JSON config
             object.__setattr__(self, "hold", HoldGains(**self.hold))
         for name in ("stiffness_npm", "carry_squeeze_m", "touch_squeeze_m", "pregrasp_offset_m", "aligned_m", "near_m",
-                     "touching_m", "carry_step_m", "carry_step_rad", "hold_above_rest_m", "max_pull_m"):
+                     "touching_m", "carry_step_m", "carry_step_rad", "hold_above_rest_m", "max_pull_m",
+                     "wall_margin_m"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"expert.{name} must be positive, got {getattr(self, name)}")
 
@@ -145,18 +155,22 @@ def _candidate_plans(cube_pos_m: torch.Tensor, cube_quat: torch.Tensor, rays: to
 def contact_points(
     cube_pos_m: torch.Tensor, cube_quat: torch.Tensor, rays: torch.Tensor, spread_m: float, contact_height_m: float,
     tips_m: torch.Tensor | None = None, geometry_weight_m: float = 0.5, half_edge_m: float = cube.HALF_EDGE_M,
+    plan_cost: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """An opposing grasp of the cube's vertical faces: one finger alone on a face's centre, the other two on the
     opposite face, spread_m either side of its centre, each on the side nearer to it; all contact_height_m above the
     centre's height. Of the 12 such plans the cheapest wins: the summed distance of the fingertips (tips_m, (N, 3, 3);
     none: 0) to their contacts plus geometry_weight_m * (1 - cosine between the lone finger's approach ray and its
-    face normal). Returns contacts (N, 3, 3), each contact's outward face normal (N, 3, 3), and which finger is
+    face normal) plus plan_cost(contacts (N, 12, 3, 3), outward normals (N, 12, 3, 3)) -> (N, 12), if given.
+    Returns contacts (N, 3, 3), each contact's outward face normal (N, 3, 3), and which finger is
     alone on its face (N, 3)."""
     contacts, outward, is_lone, cosine = _candidate_plans(cube_pos_m, cube_quat, rays, spread_m, contact_height_m,
                                                           half_edge_m)
     cost = geometry_weight_m * (1.0 - cosine)
     if tips_m is not None:
         cost = cost + (tips_m[:, None] - contacts - TIP_CLEARANCE_M * outward).norm(dim=-1).sum(dim=-1)
+    if plan_cost is not None:
+        cost = cost + plan_cost(contacts, outward)
     best = cost.argmin(dim=-1)
     rows = torch.arange(len(best), device=best.device)
     return contacts[rows, best], outward[rows, best], is_lone[rows, best]
@@ -197,12 +211,23 @@ def _bounded_rotation(cube_quat: torch.Tensor, goal_quat: torch.Tensor, max_rad:
     return torch.cat([axis * half.sin()[:, None], half.cos()[:, None]], dim=-1)
 
 
+def infeasibility_cost(cfg: ExpertConfig, contacts: torch.Tensor, outward: torch.Tensor) -> torch.Tensor:
+    """(N, P) cfg.infeasible_cost_m per fingertip point of each plan (contacts and outward (N, P, 3 fingers, 3)) that
+    its finger cannot reach inside the soft limits or that lies too near the arena's wall: the contact's tip point
+    and the approach point."""
+    points = [contacts + TIP_CLEARANCE_M * outward, contacts + (TIP_CLEARANCE_M + cfg.pregrasp_offset_m) * outward]
+    bad = sum((~reach.reachable(p, cfg.reach_margin_rad) | ~reach.within_arena(p, cfg.wall_margin_m)).to(
+        contacts.dtype) for p in points)
+    return cfg.infeasible_cost_m * bad.sum(dim=-1)
+
+
 def tip_targets(cfg: ExpertConfig, tips_m: torch.Tensor, cube_pos_m: torch.Tensor, cube_quat: torch.Tensor,
                 cube_vel_mps: torch.Tensor, goal_pos_m: torch.Tensor, goal_quat: torch.Tensor) -> torch.Tensor:
     """(N, 3, 3) where each fingertip's impedance pulls it, by the phase the state is in (approach, close, pick up)."""
     rays = approach_directions(tips_m)
+    feasibility = functools.partial(infeasibility_cost, cfg) if cfg.infeasible_cost_m > 0 else None
     contacts, normals, _ = contact_points(cube_pos_m, cube_quat, rays, cfg.spread_m, cfg.contact_height_m, tips_m,
-                                          cfg.plan_geometry_weight_m)
+                                          cfg.plan_geometry_weight_m, plan_cost=feasibility)
     offset = tips_m - contacts
     along = (offset * normals).sum(dim=-1)
     sideways = (offset - along[..., None] * normals).norm(dim=-1)
