@@ -12,8 +12,9 @@ imitate it:
   within their friction cones and the motors' torque limits. This is what turns the cube in the grasp.
 Contact points form an opposing grasp: one finger alone on a vertical face, the other two side by side on the
 opposite face. Of the 12 such plans, the one nearest the fingertips wins, with a penalty on a lone finger that
-faces its face at an angle: from home that is the best-facing plan, and a plan the tips already carry out stays
-chosen while the cube turns. Torques are J^T F plus gravity compensation (task.finger_kinematics), within the torque
+faces its face at an angle and on each contact or approach point its finger cannot reach inside the soft limits or
+that lies at the arena's wall (task.reach): from home that is the best-facing plan, and a plan the tips already carry
+out stays chosen while the cube turns. Torques are J^T F plus gravity compensation (task.finger_kinematics), within the torque
 limit. Where the goal has no orientation, give the cube's start orientation (or `upright` of the current one): a
 grasp with no orientation target lets the cube turn out of it.
 """
@@ -101,6 +102,9 @@ class ExpertConfig:
                      "wall_margin_m"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"expert.{name} must be positive, got {getattr(self, name)}")
+        for name in ("infeasible_cost_m", "reach_margin_rad"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"expert.{name} must be >= 0, got {getattr(self, name)}")
 
 
 def expert_with(cfg: ExpertConfig, assignments: list[str]) -> ExpertConfig:

@@ -16,8 +16,8 @@ from trifinger_s2r.robot import trifinger_pro as tp
 from trifinger_s2r.task import finger_kinematics as fk
 
 VOXEL_M = 0.005
-LOW_M = (-0.3, -0.3, -0.05)
-CELLS = (120, 120, 80)
+LOW_M = (-0.4, -0.4, -0.05)
+CELLS = (160, 160, 110)
 JOINT_STEP_RAD = 0.02
 
 
