@@ -12,7 +12,8 @@ from pathlib import Path
 from procs import REPO, StageRunner
 
 IMITATION_SETS = ("env.task.curriculum.enabled=false", "env.task.grasp_start_share=0.25")
-"""DAgger on level 4's own goals (a quarter from cached grasps), as the CPU recipe (README, level 4)."""
+"""DAgger on level 4's own goals (a quarter from cached grasps), and PPO from its student the same way (curriculum
+off), as the CPU recipe (README, level 4)."""
 
 
 class TrainingStages(StageRunner):
@@ -145,6 +146,7 @@ class TrainingStages(StageRunner):
                     init_from = self.imitate()
                     if init_from is not None:
                         cmd += ["--set", f"ppo.actor_warmup_iterations={self.args.actor_warmup_iterations}"]
+                        cmd += [arg for s in IMITATION_SETS for arg in ("--set", s)]
                 if init_from is not None:
                     cmd += ["--init-from", str(init_from)]
                 if self.dry:
