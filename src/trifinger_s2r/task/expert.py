@@ -14,9 +14,9 @@ Contact points form an opposing grasp: one finger alone on a vertical face, the 
 opposite face. Of the 12 such plans, the one nearest the fingertips wins, with a penalty on a lone finger that
 faces its face at an angle and on each contact or approach point its finger cannot reach inside the soft limits or
 that lies at the arena's wall (task.reach): from home that is the best-facing plan, and a plan the tips already carry
-out stays chosen while the cube turns. Torques are J^T F plus gravity compensation (task.finger_kinematics), within the torque
-limit. Where the goal has no orientation, give the cube's start orientation (or `upright` of the current one): a
-grasp with no orientation target lets the cube turn out of it.
+out stays chosen while the cube turns. Torques are J^T F plus gravity compensation (task.finger_kinematics), within
+the torque limit. Where the goal has no orientation, give the cube's start orientation (or `upright` of the current
+one): a grasp with no orientation target lets the cube turn out of it.
 """
 
 from __future__ import annotations

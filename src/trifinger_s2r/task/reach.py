@@ -65,4 +65,3 @@ def reachable(points_m: torch.Tensor, margin_rad: float = 0.05) -> torch.Tensor:
 def within_arena(points_m: torch.Tensor, margin_m: float) -> torch.Tensor:
     """(...) whether each point (..., 3) lies at least margin_m inside the arena's wall (horizontally)."""
     return points_m[..., :2].norm(dim=-1) <= tp.ARENA_RADIUS_M - margin_m
-
