@@ -11,10 +11,6 @@ from pathlib import Path
 
 from procs import REPO, StageRunner
 
-IMITATION_SETS = ("env.task.curriculum.enabled=false", "env.task.grasp_start_share=0.25")
-"""DAgger on level 4's own goals (a quarter from cached grasps), and PPO from its student the same way (curriculum
-off), as the CPU recipe (README, level 4)."""
-
 
 class TrainingStages(StageRunner):
     def dry_overrides(self) -> dict:
@@ -82,8 +78,7 @@ class TrainingStages(StageRunner):
             shutil.rmtree(folder)
         budget_s = max(self.left() * self.args.imitate_share, 30.0)
         cmd = self.cli("imitate", "--preset", self.args.preset, "--run-dir", str(folder), "--rounds",
-                       str(self.args.imitate_rounds), "--max-minutes", f"{budget_s / 90.0:.3f}", "--json",
-                       *(arg for s in IMITATION_SETS for arg in ("--set", s)))
+                       str(self.args.imitate_rounds), "--max-minutes", f"{budget_s / 90.0:.3f}", "--json")
         if self.dry:
             cmd += ["--steps-per-round", "8"]
         for s in (*(self.dry_sets() if self.dry else ()), *self.args.set):
@@ -146,7 +141,6 @@ class TrainingStages(StageRunner):
                     init_from = self.imitate()
                     if init_from is not None:
                         cmd += ["--set", f"ppo.actor_warmup_iterations={self.args.actor_warmup_iterations}"]
-                        cmd += [arg for s in IMITATION_SETS for arg in ("--set", s)]
                 if init_from is not None:
                     cmd += ["--init-from", str(init_from)]
                 if self.dry:

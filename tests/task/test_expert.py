@@ -51,6 +51,26 @@ def test_contacts_form_an_opposing_grasp_on_the_vertical_faces():
                           atol=1e-6)
 
 
+@pytest.mark.parametrize("lying_axis", [0, 1])
+def test_a_cube_resting_on_another_face_is_grasped_by_its_vertical_sides(lying_axis):
+    """A dropped cube lands on any face: with its own x or y axis vertical, the plan's contacts still lie on the
+    faces that are vertical now (horizontal normals, on the surface, at the grasp height), not on its top."""
+    pos, flat = _flat_cubes(12)
+    axis = torch.zeros(12, 3)
+    axis[:, 1 - lying_axis] = 1.0  # turn about y to bring x up, about x to bring y up
+    quat = quat_mul(flat, quat_from_axis_angle(axis, torch.full((12,), math.pi / 2)))
+    columns = quat_to_matrix(quat).transpose(-1, -2)
+    assert (columns[:, lying_axis, 2].abs() > 0.999).all()  # that axis is vertical
+    rays = ex.approach_directions(pos)
+    contacts, normals, lone = ex.contact_points(pos, quat, rays, CFG.spread_m, CFG.contact_height_m)
+    assert (lone.sum(dim=-1) == 1).all()
+    assert torch.allclose(normals[..., 2], torch.zeros_like(normals[..., 2]), atol=1e-6)
+    side_normals = columns[:, [a for a in range(3) if a != lying_axis]]  # (12, 2, 3): the sides' axes
+    assert ((normals[:, :, None] * side_normals[:, None]).sum(-1).abs().amax(dim=-1) > 0.999).all()
+    assert torch.allclose(ex.surface_distance_m(contacts, pos, quat), torch.zeros(12, 3), atol=1e-6)
+    assert torch.allclose(contacts[..., 2], (pos[:, 2] + CFG.contact_height_m)[:, None].expand(-1, 3), atol=1e-6)
+
+
 def test_surface_distance_is_zero_inside_and_euclidean_outside():
     pos, quat = torch.zeros(1, 3), quat_from_yaw(torch.tensor([0.3]))
     inside = torch.zeros(1, 1, 3)

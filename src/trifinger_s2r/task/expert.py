@@ -11,7 +11,8 @@ imitate it:
   asks for (task.grasp_forces): the cube's weight plus a PD pull towards the goal pose, spread over the contacts
   within their friction cones and the motors' torque limits. This is what turns the cube in the grasp.
 Contact points form an opposing grasp: one finger alone on a vertical face, the other two side by side on the
-opposite face. Of the 12 such plans, the one nearest the fingertips wins, with a penalty on a lone finger that
+opposite face (vertical: whichever face the cube rests on, a dropped cube is grasped again by its sides). Of the
+12 such plans, the one nearest the fingertips wins, with a penalty on a lone finger that
 faces its face at an angle and on each contact or approach point its finger cannot reach inside the soft limits or
 that lies at the arena's wall (task.reach): from home that is the best-facing plan, and a plan the tips already carry
 out stays chosen while the cube turns. Torques are J^T F plus gravity compensation (task.finger_kinematics), within
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 
@@ -38,6 +40,10 @@ from trifinger_s2r.task.grasp_forces import HoldGains, clamp_norm, cube_wrench, 
 
 TIP_CLEARANCE_M = 0.008
 """Distance from a face to the fingertip point when the tip's rounded end touches it."""
+MAX_FACE_TILT_RAD = math.radians(60.0)
+"""Grasp plans use the faces whose normals lie within this of horizontal: a flat cube's four sides whichever face it
+rests on, and, for a cube tilted by 30-60 degrees in the grasp, both face sets (the tips' own plan stays cheapest).
+Above 54.7 degrees, so that every orientation has at least four such faces."""
 
 
 @dataclass(frozen=True)
@@ -134,26 +140,30 @@ def approach_directions(like: torch.Tensor) -> torch.Tensor:
 
 
 def _candidate_plans(cube_pos_m: torch.Tensor, cube_quat: torch.Tensor, rays: torch.Tensor, spread_m: float,
-                     contact_height_m: float, half_edge_m: float):
-    """The 12 opposing grasps (4 vertical faces x the finger alone on it): contacts (N, 12, 3, 3), outward normals
-    (N, 12, 3, 3), which finger is alone (N, 12, 3) and the cosine between its approach and its face normal (N, 12)."""
+                     contact_height_m: float, half_edge_m: float, max_face_tilt_rad: float = MAX_FACE_TILT_RAD):
+    """The 18 opposing grasps (6 faces x the finger alone on it): contacts (N, 18, 3, 3), outward normals
+    (N, 18, 3, 3) made horizontal, which finger is alone (N, 18, 3), the cosine between its approach and its face
+    normal (N, 18), and which plans grasp faces whose normals lie within max_face_tilt_rad of horizontal (N, 18): a
+    flat cube's four sides, whichever face it rests on (a dropped cube often lands on another)."""
     n, dtype, device = cube_pos_m.shape[0], rays.dtype, rays.device
-    quats = cube_quat[:, None].expand(n, 4, 4).reshape(-1, 4)
-    axes = torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [-1.0, 0, 0], [0, -1.0, 0]], dtype=dtype, device=device)
-    normals = quat_rotate(quats, axes.repeat(n, 1)).reshape(n, 4, 3)
-    normals = normals * torch.tensor([1.0, 1.0, 0.0], dtype=dtype, device=device)
+    quats = cube_quat[:, None].expand(n, 6, 4).reshape(-1, 4)
+    axes = torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [-1.0, 0, 0], [0, -1.0, 0], [0, 0, 1.0], [0, 0, -1.0]],
+                        dtype=dtype, device=device)
+    tilted = quat_rotate(quats, axes.repeat(n, 1)).reshape(n, 6, 3)
+    side = tilted[..., 2].abs() <= math.sin(max_face_tilt_rad)  # (N, 6)
+    normals = tilted * torch.tensor([1.0, 1.0, 0.0], dtype=dtype, device=device)
     normals = normals / normals.norm(dim=-1, keepdim=True).clamp(min=1e-9)
-    face = torch.arange(4, device=device).repeat_interleave(3)
-    lone = torch.arange(3, device=device).repeat(4)
-    front = normals[:, face]  # (N, 12, 3)
+    face = torch.arange(6, device=device).repeat_interleave(3)
+    lone = torch.arange(3, device=device).repeat(6)
+    front = normals[:, face]  # (N, 18, 3)
     tangent = torch.stack([-front[..., 1], front[..., 0], torch.zeros_like(front[..., 0])], dim=-1)
-    side = torch.sign((rays[None, None] * tangent[:, :, None]).sum(-1))  # which half of the back face suits a finger
-    is_lone = torch.nn.functional.one_hot(lone, 3).bool()[None].expand(n, 12, 3)
+    side_of_face = torch.sign((rays[None, None] * tangent[:, :, None]).sum(-1))  # which half of the back face suits
+    is_lone = torch.nn.functional.one_hot(lone, 3).bool()[None].expand(n, 18, 3)
     outward = torch.where(is_lone[..., None], front[:, :, None], -front[:, :, None])
-    lateral = torch.where(is_lone, torch.zeros_like(side), side * spread_m)
+    lateral = torch.where(is_lone, torch.zeros_like(side_of_face), side_of_face * spread_m)
     up = torch.tensor([0.0, 0.0, contact_height_m], dtype=dtype, device=device)
     contacts = cube_pos_m[:, None, None] + half_edge_m * outward + lateral[..., None] * tangent[:, :, None] + up
-    return contacts, outward, is_lone, (front * rays[lone][None]).sum(-1)
+    return contacts, outward, is_lone, (front * rays[lone][None]).sum(-1), side[:, face]
 
 
 def contact_points(
@@ -163,14 +173,15 @@ def contact_points(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """An opposing grasp of the cube's vertical faces: one finger alone on a face's centre, the other two on the
     opposite face, spread_m either side of its centre, each on the side nearer to it; all contact_height_m above the
-    centre's height. Of the 12 such plans the cheapest wins: the summed distance of the fingertips (tips_m, (N, 3, 3);
-    none: 0) to their contacts plus geometry_weight_m * (1 - cosine between the lone finger's approach ray and its
-    face normal) plus plan_cost(contacts (N, 12, 3, 3), outward normals (N, 12, 3, 3)) -> (N, 12), if given.
+    centre's height. Of the plans on faces within MAX_FACE_TILT_RAD of vertical (12 for a flat cube, up to 18) the
+    cheapest wins: the summed distance of the fingertips (tips_m, (N, 3, 3); none: 0) to their contacts plus
+    geometry_weight_m * (1 - cosine between the lone finger's approach ray and its face normal) plus
+    plan_cost(contacts (N, 18, 3, 3), outward normals (N, 18, 3, 3)) -> (N, 18), if given.
     Returns contacts (N, 3, 3), each contact's outward face normal (N, 3, 3), and which finger is
     alone on its face (N, 3)."""
-    contacts, outward, is_lone, cosine = _candidate_plans(cube_pos_m, cube_quat, rays, spread_m, contact_height_m,
-                                                          half_edge_m)
-    cost = geometry_weight_m * (1.0 - cosine)
+    contacts, outward, is_lone, cosine, on_sides = _candidate_plans(cube_pos_m, cube_quat, rays, spread_m,
+                                                                    contact_height_m, half_edge_m)
+    cost = geometry_weight_m * (1.0 - cosine) + torch.where(on_sides, 0.0, math.inf)
     if tips_m is not None:
         cost = cost + (tips_m[:, None] - contacts - TIP_CLEARANCE_M * outward).norm(dim=-1).sum(dim=-1)
     if plan_cost is not None:
