@@ -71,6 +71,22 @@ def test_a_cube_resting_on_another_face_is_grasped_by_its_vertical_sides(lying_a
     assert torch.allclose(contacts[..., 2], (pos[:, 2] + CFG.contact_height_m)[:, None].expand(-1, 3), atol=1e-6)
 
 
+def test_the_grasp_keeps_to_faces_that_stay_upright_at_the_goal():
+    """A goal that tips the cube a quarter turn about its x axis makes its y faces top and bottom: the plan grasps
+    the x faces; tipped about y, the y faces. By the cube's current pose alone both goals get the same plan."""
+    pos, quat = torch.zeros(2, 3), quat_from_yaw(torch.zeros(2))
+    pos[:, 2] = cube.HALF_EDGE_M
+    goal = quat_from_axis_angle(torch.eye(3)[:2], torch.full((2,), math.pi / 2))
+    rays = ex.approach_directions(pos)
+    by_goal = ex.contact_points(pos, quat, rays, CFG.spread_m, CFG.contact_height_m,
+                                plan_cost=lambda c, o: ex.goal_facing_cost(CFG, goal, rays))
+    local_x = quat_to_matrix(quat)[:, :, 0]
+    grasped_x = (by_goal[1] * local_x[:, None]).sum(-1).abs() > 0.999  # (2, 3): each contact on an x face
+    assert grasped_x[0].all() and not grasped_x[1].any()
+    by_pose = ex.contact_points(pos, quat, rays, CFG.spread_m, CFG.contact_height_m)
+    assert torch.equal(by_pose[2][0], by_pose[2][1]) and torch.allclose(by_pose[1][0], by_pose[1][1])
+
+
 def test_surface_distance_is_zero_inside_and_euclidean_outside():
     pos, quat = torch.zeros(1, 3), quat_from_yaw(torch.tensor([0.3]))
     inside = torch.zeros(1, 1, 3)
