@@ -95,13 +95,13 @@ class ExpertConfig:
     """The tip impedance pulls towards a point at most this far away: where the phase changes, the force changes by at
     most stiffness x this (smoother actions: a student fits them about twice as well)."""
     plan_geometry_weight_m: float = 0.5
+    """Grasp plans cost the summed tip-to-contact distance plus this times (1 - cosine) between the lone finger's
+    approach and its face normal."""
     goal_geometry_weight_m: float = 0.1
     """Grasp plans also cost this times (1 - cosine) between the lone finger's approach and its face normal at the
     goal orientation, and infeasible_cost_m where the plan's faces would be top or bottom there: the grasp from which
     the turn to the goal is shortest for the fingers (0: chosen by the cube's current pose alone; 0.1 against 0:
     level 4 25.5% against 20.0% and 27.5% against 23.0% on two seeds, N = 200, docs/benchmarks.md)."""
-    """Grasp plans cost the summed tip-to-contact distance plus this times (1 - cosine) between the lone finger's
-    approach and its face normal."""
     infeasible_cost_m: float = 1.0
     """Grasp plans also cost this for each fingertip point of theirs (contact and approach point) that the finger
     cannot reach with its joints reach_margin_rad inside the soft limits, or that lies within wall_margin_m of the
