@@ -36,6 +36,7 @@ from trifinger_s2r.robot import trifinger_pro as tp
 from trifinger_s2r.sim.backend import SimState
 from trifinger_s2r.task import finger_kinematics as fk
 from trifinger_s2r.task import reach
+from trifinger_s2r.task.flip import FlipConfig, flip_phase
 from trifinger_s2r.task.geometry import (
     quat_conjugate,
     quat_from_axis_angle,
@@ -111,10 +112,13 @@ class ExpertConfig:
     hold_above_rest_m: float = 0.01
     """The wrench controller holds a touched cube once its centre is this far above its resting height."""
     hold: HoldGains = field(default_factory=HoldGains)
+    flip: FlipConfig = field(default_factory=FlipConfig)
+    """Tipping the cube onto its goal's bottom face first (task.flip)."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.hold, dict):  # a JSON config
-            object.__setattr__(self, "hold", HoldGains(**self.hold))
+        for name, kind in (("hold", HoldGains), ("flip", FlipConfig)):
+            if isinstance(getattr(self, name), dict):  # a JSON config
+                object.__setattr__(self, name, kind(**getattr(self, name)))
         for name in ("stiffness_npm", "carry_squeeze_m", "touch_squeeze_m", "pregrasp_offset_m", "aligned_m", "near_m",
                      "touching_m", "carry_step_m", "carry_step_rad", "hold_above_rest_m", "max_pull_m",
                      "wall_margin_m"):
@@ -126,15 +130,17 @@ class ExpertConfig:
 
 
 def expert_with(cfg: ExpertConfig, assignments: list[str]) -> ExpertConfig:
-    """cfg with each 'field=value' applied (values are JSON; the hold gains as 'hold.FIELD=value')."""
+    """cfg with each 'field=value' applied (values are JSON; the hold gains as 'hold.FIELD=value', the tipping's as
+    'flip.FIELD=value')."""
     raw = asdict(cfg)
+    nested = {"hold": HoldGains, "flip": FlipConfig}
     for assignment in assignments:
         key, sep, text = assignment.partition("=")
         *parent, leaf = key.split(".")
-        node = raw["hold"] if parent == ["hold"] else raw if not parent else None
-        if not sep or node is None or leaf not in node or leaf == "hold":
-            valid = [f.name for f in fields(ExpertConfig) if f.name != "hold"] + [
-                f"hold.{f.name}" for f in fields(HoldGains)]
+        node = raw[parent[0]] if len(parent) == 1 and parent[0] in nested else raw if not parent else None
+        if not sep or node is None or leaf not in node or (not parent and leaf in nested):
+            valid = [f.name for f in fields(ExpertConfig) if f.name not in nested] + [
+                f"{name}.{f.name}" for name, kind in nested.items() for f in fields(kind)]
             raise ValueError(f"--expert {assignment!r}: expected FIELD=VALUE with FIELD one of {', '.join(valid)}")
         try:
             node[leaf] = json.loads(text)
@@ -267,8 +273,10 @@ def infeasibility_cost(cfg: ExpertConfig, contacts: torch.Tensor, outward: torch
 
 
 def tip_targets(cfg: ExpertConfig, tips_m: torch.Tensor, cube_pos_m: torch.Tensor, cube_quat: torch.Tensor,
-                cube_vel_mps: torch.Tensor, goal_pos_m: torch.Tensor, goal_quat: torch.Tensor) -> torch.Tensor:
-    """(N, 3, 3) where each fingertip's impedance pulls it, by the phase the state is in (approach, close, pick up)."""
+                cube_vel_mps: torch.Tensor, goal_pos_m: torch.Tensor, goal_quat: torch.Tensor,
+                carry_quat: torch.Tensor | None = None) -> torch.Tensor:
+    """(N, 3, 3) where each fingertip's impedance pulls it, by the phase the state is in (approach, close, pick up);
+    the grasp is chosen for goal_quat and picked up towards carry_quat (default: goal_quat)."""
     rays = approach_directions(tips_m)
     feasibility = functools.partial(infeasibility_cost, cfg) if cfg.infeasible_cost_m > 0 else None
     if cfg.goal_geometry_weight_m > 0:
@@ -288,7 +296,8 @@ def tip_targets(cfg: ExpertConfig, tips_m: torch.Tensor, cube_pos_m: torch.Tenso
     close = contacts - cfg.touch_squeeze_m * normals
     targets = torch.where(in_place.all(dim=-1)[:, None, None], close, approach)
     touching = touching_cube(cfg, tips_m, cube_pos_m, cube_quat)
-    carry = _carry(cfg, tips_m, cube_pos_m, cube_quat, goal_pos_m, goal_quat, cube_vel_mps)
+    carry = _carry(cfg, tips_m, cube_pos_m, cube_quat, goal_pos_m, goal_quat if carry_quat is None else carry_quat,
+                   cube_vel_mps)
     targets = torch.where(touching[:, None, None], carry, targets)
     return tips_m + clamp_norm(targets - tips_m, cfg.max_pull_m)
 
@@ -334,16 +343,24 @@ def expert_action(
     state, given each env's cube mass (N,), motor torque limits (N, 9) and the cube's resting height (N,)."""
     s = state
     tips = s.fingertip_pos_m
-    targets = tip_targets(cfg, tips, s.cube_pos_m, s.cube_quat_xyzw, s.cube_linvel_mps, goal_pos_m, goal_quat)
+    tipping, tip_pos, tip_quat, releasing, raising = flip_phase(cfg.flip, s.cube_pos_m, s.cube_quat_xyzw, goal_quat,
+                                                                resting_height_m)
+    goal_pos_m = torch.where(tipping[:, None], tip_pos, goal_pos_m)
+    goal_quat = torch.where(tipping[:, None], tip_quat, goal_quat)
+    carry_quat = torch.where(raising[:, None], s.cube_quat_xyzw, goal_quat)
+    targets = tip_targets(cfg, tips, s.cube_pos_m, s.cube_quat_xyzw, s.cube_linvel_mps, goal_pos_m, goal_quat,
+                          carry_quat)
+    normals = held_face_normals(tips, s.cube_pos_m, s.cube_quat_xyzw)
+    targets = torch.where(releasing[:, None, None], tips + cfg.max_pull_m * normals, targets)
     tip_force = cfg.stiffness_npm * (targets - tips) - cfg.damping_nspm * s.fingertip_linvel_mps  # (N, 3, 3)
     jac = fk.fingertip_jacobians(s.joint_pos_rad)  # (N, 3 fingers, 3 xyz, 3 joints)
     gravity = fk.gravity_torques(s.joint_pos_rad)
-    held = touching_cube(cfg, tips, s.cube_pos_m, s.cube_quat_xyzw) & (
+    held = touching_cube(cfg, tips, s.cube_pos_m, s.cube_quat_xyzw) & ~releasing & (
         s.cube_pos_m[:, 2] > resting_height_m + cfg.hold_above_rest_m)
     if held.any():
         wrench = cube_wrench(cfg.hold, s.cube_pos_m, s.cube_quat_xyzw, s.cube_linvel_mps, s.cube_angvel_radps,
-                             goal_pos_m, goal_quat)
-        pressed = hold_forces(cfg.hold, tips, held_face_normals(tips, s.cube_pos_m, s.cube_quat_xyzw), wrench,
+                             goal_pos_m, carry_quat)
+        pressed = hold_forces(cfg.hold, tips, normals, wrench,
                               cube_mass_kg, jac, gravity, torque_limit_nm, s.cube_pos_m, s.cube_quat_xyzw)
         tip_force = torch.where(held[:, None, None], pressed, tip_force)
     torque = (jac.transpose(-1, -2) @ tip_force[..., None]).squeeze(-1).reshape(-1, tp.NUM_JOINTS) + gravity

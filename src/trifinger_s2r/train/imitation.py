@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -66,8 +66,10 @@ def teacher_action(env: ReposeEnv, cfg: ExpertConfig) -> torch.Tensor:
     orientation), else the flat orientation nearest the cube's."""
     s = env.state
     task = env.task
-    goal_quat = env.goal_quat if orientation_matters(task.level) or task.curriculum.enabled else upright(
-        s.cube_quat_xyzw)
+    oriented = orientation_matters(task.level) or task.curriculum.enabled
+    goal_quat = env.goal_quat if oriented else upright(s.cube_quat_xyzw)
+    if not oriented:  # a flat goal has nothing to tip the cube to
+        cfg = replace(cfg, flip=replace(cfg.flip, enabled=False))
     return expert_action(cfg, s, env.goal_pos_m, goal_quat, env.params.cube_mass_kg, env.params.torque_limit_nm,
                          env.resting_height_m(), task.torque_limit_nm)
 
