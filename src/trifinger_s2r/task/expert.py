@@ -343,25 +343,30 @@ def expert_action(
     state, given each env's cube mass (N,), motor torque limits (N, 9) and the cube's resting height (N,)."""
     s = state
     tips = s.fingertip_pos_m
-    tipping, tip_pos, tip_quat, releasing, raising = flip_phase(cfg.flip, s.cube_pos_m, s.cube_quat_xyzw, goal_quat,
-                                                                resting_height_m)
-    goal_pos_m = torch.where(tipping[:, None], tip_pos, goal_pos_m)
-    goal_quat = torch.where(tipping[:, None], tip_quat, goal_quat)
-    carry_quat = torch.where(raising[:, None], s.cube_quat_xyzw, goal_quat)
+    carry_quat, releasing = goal_quat, None
+    if cfg.flip.enabled:  # off by default: the teacher's hot path skips it
+        tipping, tip_pos, tip_quat, releasing, raising = flip_phase(cfg.flip, s.cube_pos_m, s.cube_quat_xyzw,
+                                                                    goal_quat, resting_height_m)
+        goal_pos_m = torch.where(tipping[:, None], tip_pos, goal_pos_m)
+        goal_quat = torch.where(tipping[:, None], tip_quat, goal_quat)
+        carry_quat = torch.where(raising[:, None], s.cube_quat_xyzw, goal_quat)
     targets = tip_targets(cfg, tips, s.cube_pos_m, s.cube_quat_xyzw, s.cube_linvel_mps, goal_pos_m, goal_quat,
                           carry_quat)
     normals = held_face_normals(tips, s.cube_pos_m, s.cube_quat_xyzw)
-    targets = torch.where(releasing[:, None, None], tips + cfg.max_pull_m * normals, targets)
+    if releasing is not None:
+        targets = torch.where(releasing[:, None, None], tips + cfg.max_pull_m * normals, targets)
     tip_force = cfg.stiffness_npm * (targets - tips) - cfg.damping_nspm * s.fingertip_linvel_mps  # (N, 3, 3)
     jac = fk.fingertip_jacobians(s.joint_pos_rad)  # (N, 3 fingers, 3 xyz, 3 joints)
     gravity = fk.gravity_torques(s.joint_pos_rad)
-    held = touching_cube(cfg, tips, s.cube_pos_m, s.cube_quat_xyzw) & ~releasing & (
+    held = touching_cube(cfg, tips, s.cube_pos_m, s.cube_quat_xyzw) & (
         s.cube_pos_m[:, 2] > resting_height_m + cfg.hold_above_rest_m)
+    if releasing is not None:
+        held = held & ~releasing
     if held.any():
         wrench = cube_wrench(cfg.hold, s.cube_pos_m, s.cube_quat_xyzw, s.cube_linvel_mps, s.cube_angvel_radps,
                              goal_pos_m, carry_quat)
-        pressed = hold_forces(cfg.hold, tips, normals, wrench,
-                              cube_mass_kg, jac, gravity, torque_limit_nm, s.cube_pos_m, s.cube_quat_xyzw)
+        pressed = hold_forces(cfg.hold, tips, normals, wrench, cube_mass_kg, jac, gravity, torque_limit_nm,
+                              s.cube_pos_m, s.cube_quat_xyzw)
         tip_force = torch.where(held[:, None, None], pressed, tip_force)
     torque = (jac.transpose(-1, -2) @ tip_force[..., None]).squeeze(-1).reshape(-1, tp.NUM_JOINTS) + gravity
     return (torque / action_scale_nm).clamp(-1.0, 1.0)

@@ -76,7 +76,11 @@ def _tilt_from_down(normal: torch.Tensor) -> torch.Tensor:
 def tip_over_quat(cube_quat: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
     """(N, 4) the cube's orientation turned about a horizontal axis so that face (N,) points straight down; a face
     pointing up is turned by 90 degrees (about the horizontal axis of the cube's most x-facing side), a first tip."""
-    normals = face_normals(cube_quat)
+    return _tip_over(cube_quat, face_normals(cube_quat), face)
+
+
+def _tip_over(cube_quat: torch.Tensor, normals: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
+    """tip_over_quat given the cube's face normals (N, 6, 3) at cube_quat."""
     rows = torch.arange(len(face), device=face.device)
     target = normals[rows, face]
     down = torch.zeros_like(target)
@@ -98,12 +102,13 @@ def flip_phase(cfg: FlipConfig, cube_pos_m: torch.Tensor, cube_quat: torch.Tenso
     """Which envs tip the cube (N,), the pose their grasp is chosen for and carried to (N, 3) m and (N, 4), which
     let it go (N,), and which of the tipping ones raise it before turning it (N,): their carry keeps the cube's
     orientation. Nothing tips or lets go where cfg is disabled."""
-    goal_bottom = bottom_face(goal_quat)
+    cube_normals, goal_normals = face_normals(cube_quat), face_normals(goal_quat)
+    goal_bottom = goal_normals[..., 2].argmin(dim=-1)
     rows = torch.arange(len(goal_bottom), device=goal_bottom.device)
-    tilt_now = _tilt_from_down(face_normals(cube_quat)[rows, goal_bottom])
-    tilt_at_goal = _tilt_from_down(face_normals(goal_quat)[rows, goal_bottom])
+    tilt_now = _tilt_from_down(cube_normals[rows, goal_bottom])
+    tilt_at_goal = _tilt_from_down(goal_normals[rows, goal_bottom])
     low = cube_pos_m[:, 2] < resting_height_m + cfg.low_m
-    on_it = bottom_face(cube_quat) == goal_bottom
+    on_it = cube_normals[..., 2].argmin(dim=-1) == goal_bottom
     beyond_goal = tilt_now > tilt_at_goal + cfg.goal_tilt_margin_rad
     releasing = low & on_it & beyond_goal & (tilt_now <= cfg.release_tilt_rad) & cfg.enabled
     far = tilt_now > tilt_at_goal + cfg.min_tilt_rad
@@ -113,4 +118,4 @@ def flip_phase(cfg: FlipConfig, cube_pos_m: torch.Tensor, cube_quat: torch.Tenso
     target_pos[:, :2] *= (cfg.max_radius_m / radius.clamp(min=1e-9)).clamp(max=1.0)
     target_pos[:, 2] = resting_height_m + cfg.hold_height_m
     raising = tipping & (cube_pos_m[:, 2] < resting_height_m + cfg.hold_height_m - cfg.raised_tolerance_m)
-    return tipping, target_pos, tip_over_quat(cube_quat, goal_bottom), releasing, raising
+    return tipping, target_pos, _tip_over(cube_quat, cube_normals, goal_bottom), releasing, raising
