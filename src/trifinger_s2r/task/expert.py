@@ -45,6 +45,7 @@ from trifinger_s2r.task.geometry import (
     quat_to_matrix,
 )
 from trifinger_s2r.task.grasp_forces import HoldGains, clamp_norm, cube_wrench, hold_forces
+from trifinger_s2r.task.pivot import PivotConfig, pivot_contacts, pivot_face
 
 TIP_CLEARANCE_M = 0.008
 """Distance from a face to the fingertip point when the tip's rounded end touches it."""
@@ -113,10 +114,12 @@ class ExpertConfig:
     """The wrench controller holds a touched cube once its centre is this far above its resting height."""
     hold: HoldGains = field(default_factory=HoldGains)
     flip: FlipConfig = field(default_factory=FlipConfig)
-    """Tipping the cube onto its goal's bottom face first (task.flip)."""
+    """Tipping the cube onto its goal's bottom face first, held in the air (task.flip)."""
+    pivot: PivotConfig = field(default_factory=PivotConfig)
+    """... or over an edge on the table (task.pivot)."""
 
     def __post_init__(self) -> None:
-        for name, kind in (("hold", HoldGains), ("flip", FlipConfig)):
+        for name, kind in (("hold", HoldGains), ("flip", FlipConfig), ("pivot", PivotConfig)):
             if isinstance(getattr(self, name), dict):  # a JSON config
                 object.__setattr__(self, name, kind(**getattr(self, name)))
         for name in ("stiffness_npm", "carry_squeeze_m", "touch_squeeze_m", "pregrasp_offset_m", "aligned_m", "near_m",
@@ -131,9 +134,9 @@ class ExpertConfig:
 
 def expert_with(cfg: ExpertConfig, assignments: list[str]) -> ExpertConfig:
     """cfg with each 'field=value' applied (values are JSON; the hold gains as 'hold.FIELD=value', the tipping's as
-    'flip.FIELD=value')."""
+    'flip.FIELD=value' and 'pivot.FIELD=value')."""
     raw = asdict(cfg)
-    nested = {"hold": HoldGains, "flip": FlipConfig}
+    nested = {"hold": HoldGains, "flip": FlipConfig, "pivot": PivotConfig}
     for assignment in assignments:
         key, sep, text = assignment.partition("=")
         *parent, leaf = key.split(".")
@@ -266,10 +269,12 @@ def infeasibility_cost(cfg: ExpertConfig, contacts: torch.Tensor, outward: torch
     """(N, P) cfg.infeasible_cost_m per fingertip point of each plan (contacts and outward (N, P, 3 fingers, 3)) that
     its finger cannot reach inside the soft limits or that lies too near the arena's wall: the contact's tip point
     and the approach point."""
-    points = [contacts + TIP_CLEARANCE_M * outward, contacts + (TIP_CLEARANCE_M + cfg.pregrasp_offset_m) * outward]
-    bad = sum((~reach.reachable(p, cfg.reach_margin_rad) | ~reach.within_arena(p, cfg.wall_margin_m)).to(
-        contacts.dtype) for p in points)
-    return cfg.infeasible_cost_m * bad.sum(dim=-1)
+    return cfg.infeasible_cost_m * _unreachable(cfg, contacts, outward).sum(dim=-1).to(contacts.dtype)
+
+
+def _unreachable(cfg: ExpertConfig, contacts: torch.Tensor, outward: torch.Tensor) -> torch.Tensor:
+    return reach.unreachable_points(contacts, outward, TIP_CLEARANCE_M, cfg.pregrasp_offset_m, cfg.reach_margin_rad,
+                                    cfg.wall_margin_m)
 
 
 def tip_targets(cfg: ExpertConfig, tips_m: torch.Tensor, cube_pos_m: torch.Tensor, cube_quat: torch.Tensor,
@@ -285,6 +290,18 @@ def tip_targets(cfg: ExpertConfig, tips_m: torch.Tensor, cube_pos_m: torch.Tenso
         feasibility = (lambda c, o: at_goal + reach_cost(c, o)) if reach_cost is not None else (lambda c, o: at_goal)
     contacts, normals, _ = contact_points(cube_pos_m, cube_quat, rays, cfg.spread_m, cfg.contact_height_m, tips_m,
                                           cfg.plan_geometry_weight_m, plan_cost=feasibility)
+    targets = _approach_targets(cfg, tips_m, contacts, normals)
+    touching = touching_cube(cfg, tips_m, cube_pos_m, cube_quat)
+    carry = _carry(cfg, tips_m, cube_pos_m, cube_quat, goal_pos_m, goal_quat if carry_quat is None else carry_quat,
+                   cube_vel_mps)
+    targets = torch.where(touching[:, None, None], carry, targets)
+    return tips_m + clamp_norm(targets - tips_m, cfg.max_pull_m)
+
+
+def _approach_targets(cfg: ExpertConfig, tips_m: torch.Tensor, contacts: torch.Tensor,
+                      normals: torch.Tensor) -> torch.Tensor:
+    """(N, 3, 3) tip targets that approach contacts (N, 3, 3) from outside along their outward normals, from above
+    when far, and close in once every tip is in line with (or near) its contact."""
     offset = tips_m - contacts
     along = (offset * normals).sum(dim=-1)
     sideways = (offset - along[..., None] * normals).norm(dim=-1)
@@ -294,12 +311,22 @@ def tip_targets(cfg: ExpertConfig, tips_m: torch.Tensor, cube_pos_m: torch.Tenso
     approach = pregrasp + rise[..., None] * up
     in_place = ((sideways < cfg.aligned_m) | (offset.norm(dim=-1) < TIP_CLEARANCE_M + cfg.near_m)) & (along > -0.01)
     close = contacts - cfg.touch_squeeze_m * normals
-    targets = torch.where(in_place.all(dim=-1)[:, None, None], close, approach)
-    touching = touching_cube(cfg, tips_m, cube_pos_m, cube_quat)
-    carry = _carry(cfg, tips_m, cube_pos_m, cube_quat, goal_pos_m, goal_quat if carry_quat is None else carry_quat,
-                   cube_vel_mps)
-    targets = torch.where(touching[:, None, None], carry, targets)
-    return tips_m + clamp_norm(targets - tips_m, cfg.max_pull_m)
+    return torch.where(in_place.all(dim=-1)[:, None, None], close, approach)
+
+
+def pivot_targets(cfg: ExpertConfig, tips_m: torch.Tensor, cube_pos_m: torch.Tensor, cube_quat: torch.Tensor,
+                  face: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 3, 3) tip targets that tip the cube over the bottom edge of face (N,) (task.pivot): approach and close
+    onto the pivot's contacts, then push and pinch once every tip is at its contact; and whether the fingers can
+    reach those contacts (N,)."""
+    contacts, outward, press, feasible = pivot_contacts(cfg.pivot, cube_pos_m, cube_quat, face,
+                                                       approach_directions(tips_m),
+                                                       lambda c, o: _unreachable(cfg, c, o) == 0)
+    targets = _approach_targets(cfg, tips_m, contacts, outward)
+    tip_points = contacts + TIP_CLEARANCE_M * outward
+    in_place = ((tips_m - tip_points).norm(dim=-1) < cfg.pivot.in_place_m).all(dim=-1)
+    targets = torch.where(in_place[:, None, None], tip_points + press, targets)
+    return tips_m + clamp_norm(targets - tips_m, cfg.max_pull_m), feasible
 
 
 def held_face_normals(tips_m: torch.Tensor, cube_pos_m: torch.Tensor, cube_quat: torch.Tensor) -> torch.Tensor:
@@ -352,6 +379,13 @@ def expert_action(
         carry_quat = torch.where(raising[:, None], s.cube_quat_xyzw, goal_quat)
     targets = tip_targets(cfg, tips, s.cube_pos_m, s.cube_quat_xyzw, s.cube_linvel_mps, goal_pos_m, goal_quat,
                           carry_quat)
+    pivoting = None
+    if cfg.pivot.enabled:  # off by default, like the tipping
+        pivoting, face = pivot_face(cfg.pivot, s.cube_pos_m, s.cube_quat_xyzw, goal_quat, resting_height_m)
+        if pivoting.any():
+            pivoted, feasible = pivot_targets(cfg, tips, s.cube_pos_m, s.cube_quat_xyzw, face)
+            pivoting = pivoting & feasible
+            targets = torch.where(pivoting[:, None, None], pivoted, targets)
     normals = held_face_normals(tips, s.cube_pos_m, s.cube_quat_xyzw)
     if releasing is not None:
         targets = torch.where(releasing[:, None, None], tips + cfg.max_pull_m * normals, targets)
@@ -362,6 +396,8 @@ def expert_action(
         s.cube_pos_m[:, 2] > resting_height_m + cfg.hold_above_rest_m)
     if releasing is not None:
         held = held & ~releasing
+    if pivoting is not None:
+        held = held & ~pivoting
     if held.any():
         wrench = cube_wrench(cfg.hold, s.cube_pos_m, s.cube_quat_xyzw, s.cube_linvel_mps, s.cube_angvel_radps,
                              goal_pos_m, carry_quat)

@@ -65,3 +65,12 @@ def reachable(points_m: torch.Tensor, margin_rad: float = 0.05) -> torch.Tensor:
 def within_arena(points_m: torch.Tensor, margin_m: float) -> torch.Tensor:
     """(...) whether each point (..., 3) lies at least margin_m inside the arena's wall (horizontally)."""
     return points_m[..., :2].norm(dim=-1) <= tp.ARENA_RADIUS_M - margin_m
+
+
+def unreachable_points(contacts_m: torch.Tensor, outward: torch.Tensor, clearance_m: float, approach_m: float,
+                       margin_rad: float, wall_margin_m: float) -> torch.Tensor:
+    """(..., 3 fingers) how many of each finger's two fingertip points for a contact (contacts_m and their outward
+    normals (..., 3 fingers, 3)) it cannot reach margin_rad inside its soft limits or lie within wall_margin_m of the
+    arena's wall: the tip touching the contact (clearance_m out) and its approach point (approach_m further out)."""
+    points = [contacts_m + clearance_m * outward, contacts_m + (clearance_m + approach_m) * outward]
+    return sum((~reachable(p, margin_rad) | ~within_arena(p, wall_margin_m)).long() for p in points)

@@ -68,8 +68,8 @@ def teacher_action(env: ReposeEnv, cfg: ExpertConfig) -> torch.Tensor:
     task = env.task
     oriented = orientation_matters(task.level) or task.curriculum.enabled
     goal_quat = env.goal_quat if oriented else upright(s.cube_quat_xyzw)
-    if not oriented and cfg.flip.enabled:  # a flat goal has nothing to tip the cube to
-        cfg = replace(cfg, flip=replace(cfg.flip, enabled=False))
+    if not oriented and (cfg.flip.enabled or cfg.pivot.enabled):  # a flat goal has nothing to tip the cube to
+        cfg = replace(cfg, flip=replace(cfg.flip, enabled=False), pivot=replace(cfg.pivot, enabled=False))
     return expert_action(cfg, s, env.goal_pos_m, goal_quat, env.params.cube_mass_kg, env.params.torque_limit_nm,
                          env.resting_height_m(), task.torque_limit_nm)
 
