@@ -10,7 +10,6 @@ the least angle beyond what the grasp turns (from a flat start, three tips leave
 The rules read the state alone, so a student can imitate them.
 """
 
-
 from __future__ import annotations
 
 import math
@@ -59,8 +58,8 @@ class PivotConfig:
     def __post_init__(self) -> None:
         if self.max_tips < 1:
             raise ValueError(f"expert.pivot.max_tips must be at least 1, got {self.max_tips}")
-        for name in ("low_m", "max_radius_m", "tip_cost_rad", "free_turn_rad", "settled_tilt_rad", "push_height_m", "push_m", "pinch_inset_m",
-                     "pinch_squeeze_m", "in_place_m"):
+        for name in ("low_m", "max_radius_m", "tip_cost_rad", "free_turn_rad", "settled_tilt_rad", "push_height_m",
+                     "push_m", "pinch_inset_m", "pinch_squeeze_m", "in_place_m"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"expert.pivot.{name} must be positive, got {getattr(self, name)}")
         if not 0 <= self.push_up_rad < math.pi / 2:
@@ -127,8 +126,10 @@ def pivot_face(cfg: PivotConfig, cube_pos_m: torch.Tensor, cube_quat: torch.Tens
     on_edge = torch.acos((-normals[rows, bottom_face, 2]).clamp(-1.0, 1.0)) > cfg.settled_tilt_rad
     xy = cube_pos_m[:, :2]
     cost_flat, first = tip_plan(cfg, tip_over_quat(cube_quat, bottom_face), xy, goal_quat)
-    cost_next, _ = tip_plan(cfg, tip_over_quat(cube_quat, next_face), xy, goal_quat)
-    wanted = torch.where(on_edge, cost_next < cost_flat, first >= 0)
+    wanted = first >= 0
+    if on_edge.any():  # only a cube on an edge needs the plan from its other low face
+        cost_next, _ = tip_plan(cfg, tip_over_quat(cube_quat, next_face), xy, goal_quat)
+        wanted = torch.where(on_edge, cost_next < cost_flat, wanted)
     on_table = (cube_pos_m[:, 2] < resting_height_m + cfg.low_m) & (cube_pos_m[:, :2].norm(dim=-1) < cfg.max_radius_m)
     return on_table & wanted & cfg.enabled, torch.where(on_edge, next_face, first.clamp(min=0))
 
@@ -144,7 +145,7 @@ def pivot_contacts(cfg: PivotConfig, cube_pos_m: torch.Tensor, cube_quat: torch.
     normal of its face (N, 3, 3), where its tip's target lies from its contact once all three are in place
     (N, 3, 3), and whether its fingers can do it (N,). One finger pushes the upper part of the face opposite t, the
     other two pinch the side faces next to the edge (w = up x t); of the six ways to give the fingers these roles,
-    the one whose contacts feasible(contacts, outward normals) (both (N, 6, 3, 3)) -> (N, 6, 3) allows at most
+    the one whose contacts feasible(contacts, outward normals) (both (N, 6, 3, 3)) -> (N, 6, 3) allows the most
     fingers, then whose rays point most along the faces' outward normals (each finger outside its face), wins."""
     normals = face_normals(cube_quat)
     rows = torch.arange(len(face), device=face.device)
