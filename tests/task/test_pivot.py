@@ -62,12 +62,50 @@ def test_plans_keep_the_cube_inside_the_radius():
     assert FACE_AXES[first_wall.item()] != (1.0, 0.0, 0.0)
 
 
+def test_a_plan_margin_forbids_tips_that_end_near_the_radius():
+    flat = quat_from_yaw(torch.tensor([0.0]))
+    goal = _turned((0.0, 1.0, 0.0), math.pi / 2, flat)  # one tip onto +x, moving the cube by an edge along +x
+    start = torch.tensor([[ON.max_radius_m - cube.EDGE_M - 0.01, 0.0]])  # that tip ends 1 cm inside the radius
+    _, first = pivot.tip_plan(ON, flat, start, goal)
+    assert FACE_AXES[first.item()] == (1.0, 0.0, 0.0)
+    _, first_margin = pivot.tip_plan(pivot.PivotConfig(enabled=True, plan_margin_m=0.02), flat, start, goal)
+    assert FACE_AXES[first_margin.item()] != (1.0, 0.0, 0.0)
+
+
+def test_a_radius_cost_prefers_tips_that_end_nearer_the_centre():
+    """An upside-down goal: two tips over the +y edges or two over the -y edges leave the same angle; from a start
+    on +y the first ends further out, so a cost per metre from the centre picks the -y tips."""
+    flat = quat_from_yaw(torch.tensor([0.0]))
+    goal = _turned((1.0, 0.0, 0.0), math.pi, flat)
+    start = torch.tensor([[0.0, 0.02]])
+    cost, _ = pivot.tip_plan(ON, flat, start, goal)
+    cfg = pivot.PivotConfig(enabled=True, radius_cost_rad_per_m=2.0)
+    cost_radius, first = pivot.tip_plan(cfg, flat, start, goal)
+    assert FACE_AXES[first.item()] == (0.0, -1.0, 0.0)
+    end_m = 2 * cube.EDGE_M - 0.02  # two edges towards -y
+    assert cost_radius.item() == pytest.approx(cost.item() + 2.0 * end_m, abs=1e-4)
+
+
+def test_fingers_let_go_of_a_cube_tipped_past_the_let_go_tilt_only_where_asked():
+    flat = quat_from_yaw(torch.tensor([0.0]))
+    pos = torch.tensor([[0.0, 0.0, cube.HALF_EDGE_M + 0.01]])
+    goal = flat  # the cube's own bottom face is the goal's: a cube on an edge is let fall back, not tipped on
+    tilted = _turned((0.0, 1.0, 0.0), 0.7, flat)
+    tipping, _, falling = pivot.pivot_face(pivot.PivotConfig(enabled=True, let_go_tilt_rad=0.6), pos, tilted, goal,
+                                           _rest())
+    assert not tipping.item() and falling.item()
+    assert not pivot.pivot_face(ON, pos, tilted, goal, _rest())[2].item()  # the default never lets go
+    less = _turned((0.0, 1.0, 0.0), 0.5, flat)
+    assert not pivot.pivot_face(pivot.PivotConfig(enabled=True, let_go_tilt_rad=0.6), pos, less, goal,
+                                _rest())[2].item()
+
+
 def test_a_cube_on_an_edge_is_tipped_on_before_45_degrees_and_let_fall_after():
     flat = quat_from_yaw(torch.tensor([0.0]))
     goal = _turned((0.0, 1.0, 0.0), math.pi / 2, flat)  # +x down
     pos = torch.tensor([[0.0, 0.0, cube.HALF_EDGE_M + 0.01]])
     before = _turned((0.0, 1.0, 0.0), math.radians(30), flat)
-    tipping, face = pivot.pivot_face(ON, pos, before, goal, _rest())
+    tipping, face, _ = pivot.pivot_face(ON, pos, before, goal, _rest())
     assert tipping.item() and FACE_AXES[face.item()] == (1.0, 0.0, 0.0)
     after = _turned((0.0, 1.0, 0.0), math.radians(60), flat)  # +x is now the lowest face
     assert bottom_face(after).item() == face.item()
@@ -125,5 +163,9 @@ def test_the_pivot_config_is_validated_and_set_through_expert_with():
         pivot.PivotConfig(pinch_inset_m=0.04)
     with pytest.raises(ValueError, match="expert.pivot.push_up_rad"):
         pivot.PivotConfig(push_up_rad=2.0)
+    with pytest.raises(ValueError, match="expert.pivot.plan_margin_m"):
+        pivot.PivotConfig(plan_margin_m=0.2)
+    with pytest.raises(ValueError, match="radius_cost_rad_per_m"):
+        pivot.PivotConfig(radius_cost_rad_per_m=-1.0)
     with pytest.raises(ValueError, match="pivot.nonsense"):
         ex.expert_with(ex.ExpertConfig(), ["pivot.nonsense=1"])

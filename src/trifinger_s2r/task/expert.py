@@ -381,7 +381,8 @@ def expert_action(
                           carry_quat)
     pivoting = None
     if cfg.pivot.enabled:  # off by default, like the tipping
-        pivoting, face = pivot_face(cfg.pivot, s.cube_pos_m, s.cube_quat_xyzw, goal_quat, resting_height_m)
+        pivoting, face, falling = pivot_face(cfg.pivot, s.cube_pos_m, s.cube_quat_xyzw, goal_quat, resting_height_m)
+        releasing = falling if releasing is None else releasing | falling
         if pivoting.any():
             pivoted, feasible = pivot_targets(cfg, tips, s.cube_pos_m, s.cube_quat_xyzw, face)
             pivoting = pivoting & feasible

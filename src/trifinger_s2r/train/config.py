@@ -44,6 +44,11 @@ class PPOConfig:
     symmetry_augmentation: bool = False
     """Add each sample's scene turned by 120 and 240 degrees to every mini-batch (task.symmetry; the update then
     costs about 3x)."""
+    teacher_coef: float = 0.0
+    """Kickstarting (train.kickstart): weight of the mean squared error between the actor's mean and the scripted
+    teacher's action for the same state, added to PPO's loss (0: off; the imitation's own loss is about 0.05-0.09)."""
+    teacher_decay_iterations: int = 0
+    """The kickstarting weight falls linearly to 0 over this many updates (0: it stays)."""
 
     def __post_init__(self) -> None:
         if self.reward_scale <= 0:
@@ -52,6 +57,12 @@ class PPOConfig:
             raise ValueError(f"ppo.actor_warmup_iterations must be >= 0, got {self.actor_warmup_iterations}")
         if self.bounds_loss_coef < 0:
             raise ValueError(f"ppo.bounds_loss_coef must be >= 0, got {self.bounds_loss_coef}")
+        if self.teacher_coef < 0 or self.teacher_decay_iterations < 0:
+            raise ValueError(f"ppo.teacher_coef and ppo.teacher_decay_iterations must be >= 0, got {self.teacher_coef} "
+                             f"and {self.teacher_decay_iterations}")
+        if self.teacher_coef > 0 and self.symmetry_augmentation:
+            raise ValueError("ppo.teacher_coef does not combine with ppo.symmetry_augmentation (the turned samples "
+                             "have no teacher actions)")
         if self.value_normalization and self.use_clipped_value_loss:
             raise ValueError("ppo.value_normalization and ppo.use_clipped_value_loss do not combine: rsl_rl clips "
                              "values in return units")

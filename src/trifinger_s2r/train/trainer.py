@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from trifinger_s2r.envs.repose_env import ReposeEnv
+from trifinger_s2r.task.expert import ExpertConfig
 from trifinger_s2r.train.config import TrainConfig, load_config, to_rsl_rl
 from trifinger_s2r.train.distributed import (
     DistributedRunner,
@@ -29,6 +30,7 @@ from trifinger_s2r.train.distributed import (
     parameters_agree,
     process_group_from_env,
 )
+from trifinger_s2r.train.kickstart import TeacherObservations
 from trifinger_s2r.train.progress import EtaColumn, ProgressLog
 
 CONFIG_FILE = "config.json"
@@ -143,6 +145,8 @@ def make_runner(cfg: TrainConfig, run_dir: Path, group: ProcessGroup) -> Distrib
     env_cfg = dataclasses.replace(cfg.env, seed=cfg.env.seed + group.rank, device=device_for(cfg.env.device, group))
     torch.manual_seed(env_cfg.seed)  # network initialisation (rank 0's is broadcast) and action sampling
     env = ReposeEnv(env_cfg)
+    if cfg.ppo.teacher_coef > 0:
+        env = TeacherObservations(env, ExpertConfig())
     with contextlib.redirect_stdout(io.StringIO()):  # rsl_rl prints its model summary; stdout is for results
         return DistributedRunner(env, to_rsl_rl(cfg), log_dir=str(run_dir), device=env_cfg.device)
 
