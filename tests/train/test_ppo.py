@@ -95,7 +95,8 @@ def _tiny_level_4(max_iterations: int, symmetry: bool = False):
         curriculum=CurriculumConfig(enabled=True, window_episodes=10_000, full_difficulty_share=0.0),
     )
     ppo = dataclasses.replace(cfg.ppo, value_normalization=True, bounds_loss_coef=1e-4, reward_scale=0.01,
-                              value_loss_coef=4.0, symmetry_augmentation=symmetry)
+                              value_loss_coef=4.0, symmetry_augmentation=symmetry,
+                              teacher_coef=0.0 if symmetry else cfg.ppo.teacher_coef)
     env = dataclasses.replace(cfg.env, num_envs=8, num_threads=1, task=task)
     return dataclasses.replace(cfg, env=env, ppo=ppo, num_steps_per_env=4, max_iterations=max_iterations,
                                save_interval=1)
