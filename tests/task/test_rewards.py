@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from trifinger_s2r.task import rewards
@@ -81,3 +82,35 @@ class TestCombination:
         _, terms = rewards.compute_rewards(*args, cube_angvel_radps=angvel)
         np.testing.assert_allclose(terms["cube_turning"], [0.0, -10.0 * 0.02 * 5.0], rtol=1e-6)
         assert "cube_turning" not in self._call("keypoints")[1]  # off by default: the paper's reward
+
+
+class TestKeypointScale:
+    @staticmethod
+    def _pose_reward(scale: float, cube_pos: torch.Tensor, cube_quat: torch.Tensor) -> float:
+        goal_pos = torch.tensor([[0.0, 0.0, 0.1]])
+        weights = RewardWeights(keypoint_scale=scale)
+        tips = torch.zeros(1, 3, 3)
+        _, terms = rewards.compute_rewards(
+            "keypoints", weights, 0.02, 0, tips, tips, cube_pos, cube_pos, cube_quat, goal_pos, IDENTITY,
+            keypoints(cube_pos, cube_quat), keypoints(goal_pos, IDENTITY),
+        )
+        return float(terms["keypoint_pose"])
+
+    def test_a_larger_scale_sharpens_orientation_and_leaves_translation_alone(self):
+        turned = torch.tensor([[0.0, 0.0, math.sin(0.2), math.cos(0.2)]])  # 0.4 rad about z
+        at_goal, shifted = torch.tensor([[0.0, 0.0, 0.1]]), torch.tensor([[0.02, 0.0, 0.1]])
+        assert self._pose_reward(2.0, at_goal, turned) < self._pose_reward(1.0, at_goal, turned)
+        np.testing.assert_allclose(self._pose_reward(2.0, shifted, IDENTITY), self._pose_reward(1.0, shifted, IDENTITY),
+                                   rtol=1e-6)
+        np.testing.assert_allclose(self._pose_reward(2.0, at_goal, IDENTITY), 2000 * 0.02 * 0.25, rtol=1e-6)
+
+    def test_scaled_corners_lie_scale_times_as_far_from_the_centre(self):
+        pos = torch.tensor([[0.1, -0.05, 0.2]])
+        kp = keypoints(pos, IDENTITY)
+        scaled = rewards.scaled_keypoints(kp, pos, 1.5)
+        np.testing.assert_allclose((scaled - pos.unsqueeze(1)).norm(dim=-1), 1.5 * (kp - pos.unsqueeze(1)).norm(dim=-1),
+                                   rtol=1e-6)
+
+    def test_a_non_positive_scale_is_refused_by_name(self):
+        with pytest.raises(ValueError, match="rewards.keypoint_scale"):
+            RewardWeights(keypoint_scale=0.0)

@@ -9,7 +9,8 @@ import pytest
 
 from trifinger_s2r.cli import main
 from trifinger_s2r.train.config import PRESETS, apply_overrides, config_keys, preset, to_rsl_rl
-from trifinger_s2r.train.trainer import latest_checkpoint, load_config, new_run_dir, train
+from trifinger_s2r.train.distributed import process_group_from_env
+from trifinger_s2r.train.trainer import _initialise_from, latest_checkpoint, load_config, make_runner, new_run_dir, train
 
 
 def _tiny(max_iterations: int):
@@ -62,6 +63,20 @@ class TestTrainResume:
         other = dataclasses.replace(frozen, model=dataclasses.replace(frozen.model, actor_hidden_dims=(32,)))
         with pytest.raises(ValueError, match="do not match"):
             train(other, tmp_path / "c", show_progress=False)
+
+    def test_init_from_starts_at_the_source_runs_lower_learning_rate_under_the_adaptive_schedule(self, tmp_path):
+        """A converged run's small rate carries over (the configured one would throw its policy off at once); the
+        fixed schedule keeps the configured rate."""
+        base = _tiny(1)
+        source = train(dataclasses.replace(base, ppo=dataclasses.replace(base.ppo, learning_rate=1e-5,
+                                                                          schedule="fixed")),
+                       tmp_path / "a", show_progress=False)
+        for schedule, expected in (("adaptive", 1e-5), ("fixed", base.ppo.learning_rate)):
+            cfg = dataclasses.replace(base, init_from=str(source), ppo=dataclasses.replace(base.ppo, schedule=schedule))
+            runner = make_runner(cfg, tmp_path / schedule, process_group_from_env())
+            _initialise_from(runner, source, schedule == "adaptive")
+            assert runner.alg.learning_rate == pytest.approx(expected)
+            assert [g["lr"] for g in runner.alg.optimizer.param_groups] == pytest.approx([expected])
 
     def test_resume_without_checkpoint_names_the_folder(self, tmp_path):
         with pytest.raises(FileNotFoundError, match=str(tmp_path)):

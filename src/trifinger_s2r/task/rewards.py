@@ -32,6 +32,15 @@ def keypoint_pose(cube_kp_m: torch.Tensor, goal_kp_m: torch.Tensor, dt_s: float)
     return dt_s * lgsk((cube_kp_m - goal_kp_m).norm(dim=-1), 30.0, 2.0).mean(-1)
 
 
+def scaled_keypoints(kp_m: torch.Tensor, centre_m: torch.Tensor, scale: float) -> torch.Tensor:
+    """(N, 8, 3) keypoints moved away from their centre (N, 3) by a factor: rotations move them scale times as far,
+    translations as far as before."""
+    if scale == 1.0:
+        return kp_m
+    centre = centre_m.unsqueeze(1)
+    return centre + scale * (kp_m - centre)
+
+
 def object_position(cube_pos_m: torch.Tensor, goal_pos_m: torch.Tensor, dt_s: float) -> torch.Tensor:
     """(N,) R-PQ position part: dt * lgsk(|p - goal|; 50, 2)."""
     return dt_s * lgsk((cube_pos_m - goal_pos_m).norm(dim=-1), 50.0, 2.0)
@@ -70,7 +79,9 @@ def compute_rewards(
         "finger_reach": reach_weight * finger_reach(tip_pos_m, prev_tip_pos_m, cube_pos_m, prev_cube_pos_m),
     }
     if reward_type == "keypoints":
-        terms["keypoint_pose"] = weights.keypoint_pose * keypoint_pose(cube_kp_m, goal_kp_m, dt_s)
+        cube_kp = scaled_keypoints(cube_kp_m, cube_pos_m, weights.keypoint_scale)
+        goal_kp = scaled_keypoints(goal_kp_m, goal_pos_m, weights.keypoint_scale)
+        terms["keypoint_pose"] = weights.keypoint_pose * keypoint_pose(cube_kp, goal_kp, dt_s)
     else:
         terms["object_position"] = weights.object_position * object_position(cube_pos_m, goal_pos_m, dt_s)
         terms["object_orientation"] = weights.object_orientation * object_orientation(

@@ -114,7 +114,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, show_progress: 
     runner = make_runner(cfg, run_dir, group)
     start = 0
     if checkpoint is None and cfg.init_from:
-        _initialise_from(runner, Path(cfg.init_from))
+        _initialise_from(runner, Path(cfg.init_from), cfg.ppo.schedule == "adaptive")
     if checkpoint is not None:
         runner.load(str(checkpoint))
         start = runner.current_learning_iteration + 1
@@ -130,14 +130,30 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, show_progress: 
     return latest_checkpoint(run_dir)
 
 
-def _initialise_from(runner: DistributedRunner, checkpoint: Path) -> None:
-    """Start from another run's actor and critic (weights and observation normalisers), nothing else."""
+def _initialise_from(runner: DistributedRunner, checkpoint: Path, adaptive_schedule: bool) -> None:
+    """Start from another run's actor and critic (weights and observation normalisers); the optimiser and the
+    iteration count start fresh. Under the adaptive schedule the learning rate starts at the source run's where that
+    is lower: a converged policy's action noise is small (~0.025), and one update at the configured 3e-4 moves it far
+    beyond the KL target before the schedule can react (from the shipped level-4 checkpoint, training success fell from
+    23% to 14% within the first updates)."""
     if not checkpoint.is_file():
         raise FileNotFoundError(f"init_from: no checkpoint at {checkpoint}")
     try:
         runner.load(str(checkpoint), load_cfg={"actor": True, "critic": True}, map_location=str(runner.device))
     except RuntimeError as err:
         raise ValueError(f"init_from {checkpoint}: its networks do not match this run's config ({err})") from None
+    source_rate = _saved_learning_rate(checkpoint)
+    if adaptive_schedule and source_rate is not None and source_rate < runner.alg.learning_rate:
+        runner.alg.learning_rate = source_rate
+        for group in runner.alg.optimizer.param_groups:
+            group["lr"] = source_rate
+
+
+def _saved_learning_rate(checkpoint: Path) -> float | None:
+    """The learning rate a checkpoint's optimiser ended with (None where it saved no optimiser)."""
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False).get("optimizer_state_dict")
+    groups = (saved or {}).get("param_groups") or []
+    return float(groups[0]["lr"]) if groups else None
 
 
 def make_runner(cfg: TrainConfig, run_dir: Path, group: ProcessGroup) -> DistributedRunner:
