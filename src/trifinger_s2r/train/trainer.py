@@ -135,7 +135,7 @@ def _initialise_from(runner: DistributedRunner, checkpoint: Path, adaptive_sched
     iteration count start fresh. Under the adaptive schedule the learning rate starts at the source run's where that
     is lower: a converged policy's action noise is small (~0.025), and one update at the configured 3e-4 moves it far
     beyond the KL target before the schedule can react (from the shipped level-4 checkpoint, training success fell from
-    23% to 14% within the first updates)."""
+    23-25% to 12-16%, docs/benchmarks.md 2026-12-05)."""
     if not checkpoint.is_file():
         raise FileNotFoundError(f"init_from: no checkpoint at {checkpoint}")
     try:
