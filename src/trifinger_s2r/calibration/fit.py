@@ -115,8 +115,8 @@ def fit_physics(logs: list[RobotLog], cfg: FitConfig | None = None, start: Physi
 def _window_of_row(windows) -> np.ndarray:
     """The window each data residual belongs to (Replayer.residuals' order: joints, velocities, cube), -1 for the
     prior's rows that follow."""
-    n, k, f = len(windows), windows.joint_pos_rad.shape[1], windows.cube_xy_m.shape[1]
-    rows = [np.repeat(np.arange(n), k * 9), np.repeat(np.arange(n), k * 9), np.repeat(np.arange(n), f * 2)]
+    n, k, f = len(windows), windows.joint_pos_rad.shape[1], windows.cube_pos_m.shape[1]
+    rows = [np.repeat(np.arange(n), k * 9), np.repeat(np.arange(n), k * 9), np.repeat(np.arange(n), f * 3)]
     return np.concatenate([*rows, np.full(len(PhysicalParams.names()), -1)])
 
 

@@ -3,8 +3,8 @@
 A window starts at a camera frame taken while the cube rested on the table (this frame and the one before agree
 within REST_TOLERANCE_M): the fingers start at the logged joint positions and velocities, the cube flat on the
 table at the frame's position and yaw. The logged commanded torques then drive the simulation at 1 kHz (one physics
-step per robot step) and the replay is compared with the log: joints every 20 ms, the cube at every camera frame
-inside the window. All windows, under every parameter set asked for, run as one `mujoco.batch` call.
+step per robot step) and the replay is compared with the log: joints every 20 ms, the cube's position (all three
+axes: the excitation's lifts carry it off the table) at every camera frame inside the window. All windows, under every parameter set asked for, run as one `mujoco.batch` call.
 """
 
 from __future__ import annotations
@@ -72,10 +72,10 @@ class Windows:
     joint_pos_rad: np.ndarray
     """(W, K, 9) logged joints at every compare_every_steps step."""
     joint_vel_radps: np.ndarray
-    cube_xy_m: np.ndarray
-    """(W, F, 2) logged cube position at the frames inside the window; F = S // camera period."""
+    cube_pos_m: np.ndarray
+    """(W, F, 3) logged cube position at the frames inside the window; F = S // camera period."""
     cube_moved: np.ndarray
-    """(W,) bool: the cube moved more than MOVED_M within the window."""
+    """(W,) bool: the cube moved (or was lifted) more than MOVED_M within the window."""
 
     def __len__(self) -> int:
         return len(self.torque_nm)
@@ -126,8 +126,8 @@ def _window(log: RobotLog, k: int, position: np.ndarray, quat: np.ndarray, later
     return {"joint_pos0_rad": log.joint_pos_rad[k], "joint_vel0_radps": log.joint_vel_radps[k], "cube_pos0_m": pos0,
             "cube_quat0_xyzw": quat0, "torque_nm": log.torque_nm[k : k + cfg.window_steps],
             "joint_pos_rad": log.joint_pos_rad[compare], "joint_vel_radps": log.joint_vel_radps[compare],
-            "cube_xy_m": later[:, :2],
-            "cube_moved": bool(np.linalg.norm(later[:, :2] - position[:2], axis=1).max() > MOVED_M)}
+            "cube_pos_m": later[:, :3],
+            "cube_moved": bool(np.linalg.norm(later[:, :3] - position[:3], axis=1).max() > MOVED_M)}
 
 
 def _select(rows: list[dict], limit: int) -> Windows:
@@ -175,11 +175,11 @@ class Replayer:
                 joints.append(state.joint_pos_rad.double().numpy())
                 velocities.append(state.joint_vel_radps.double().numpy())
                 if (step + 1) % period == 0:
-                    cubes.append(state.cube_pos_m[:, :2].double().numpy())
+                    cubes.append(state.cube_pos_m.double().numpy())
         c = self.candidates
         joint_err = (np.stack(joints, 1).reshape(c, n, -1, 9) - w.joint_pos_rad) / JOINT_STD_RAD
         vel_err = (np.stack(velocities, 1).reshape(c, n, -1, 9) - w.joint_vel_radps) / JOINT_VEL_STD_RADPS
-        cube_err = (np.stack(cubes, 1).reshape(c, n, -1, 2) - w.cube_xy_m) / CUBE_STD_M
+        cube_err = (np.stack(cubes, 1).reshape(c, n, -1, 3) - w.cube_pos_m) / CUBE_STD_M
         parts = [joint_err.reshape(c, -1), vel_err.reshape(c, -1), cube_err.reshape(c, -1)]
         return np.nan_to_num(np.concatenate(parts, axis=1), nan=1e3, posinf=1e3, neginf=-1e3)
 

@@ -29,6 +29,15 @@ TIP_CLEARANCE_M = 0.008
 """Distance from the cube face to the fingertip site when the tip touches (the tip's rounded end)."""
 
 
+def face_points(pos_m: np.ndarray, rot: np.ndarray, approach_rad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where the horizontal ray from the cube's centre pos_m (rotation matrix rot) towards each finger (its angle
+    about z, approach_rad) leaves the cube, (F, 3), and the rays, (F, 3)."""
+    rays = np.stack([np.cos(approach_rad), np.sin(approach_rad), np.zeros(len(approach_rad))], axis=-1)
+    local = rays @ rot  # each ray in the cube frame
+    distance = np.min(cube.HALF_EDGE_M / np.maximum(np.abs(local), 1e-9), axis=-1)
+    return pos_m + distance[:, None] * rays, rays
+
+
 @dataclass(frozen=True)
 class GraspSpec:
     """How grasps are made and which are kept."""
@@ -99,11 +108,7 @@ class _GraspMaker:
             [math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)])
 
     def _contact_points(self, pos: np.ndarray, rot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Where the horizontal ray from the cube centre towards each finger leaves the cube, and the ray."""
-        rays = np.stack([np.cos(self.approach_rad), np.sin(self.approach_rad), np.zeros(3)], axis=-1)
-        local = rays @ rot  # each ray in the cube frame
-        distance = np.min(cube.HALF_EDGE_M / np.maximum(np.abs(local), 1e-9), axis=-1)
-        return pos + distance[:, None] * rays, rays
+        return face_points(pos, rot, self.approach_rad)
 
     def _set(self, qpos_fingers: np.ndarray, pos: np.ndarray, quat_wxyz: np.ndarray) -> None:
         d, ix = self.data, self.ix
