@@ -194,7 +194,8 @@ def _deploy_excitation(args: argparse.Namespace, robot) -> None:
     if not args.log_dir:
         raise SystemExit("trifinger-s2r deploy --excitation: --log-dir is needed (the logs are what it makes)")
     try:
-        report = run_excitation(robot, ExcitationConfig(seed=args.seed), args.episodes, Path(args.log_dir))
+        cfg = ExcitationConfig(seed=args.seed, lifts=args.excitation_lifts)
+        report = run_excitation(robot, cfg, args.episodes, Path(args.log_dir))
     except (FileExistsError, ValueError) as err:
         raise SystemExit(f"trifinger-s2r deploy --excitation: {err}") from None
     _print_result(report, args.json)
@@ -248,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--excitation", action="store_true",
                       help="run the scripted excitation (joint sweeps, cube pushes) instead of a policy; needs "
                            "--log-dir (the logs are for `calibrate`)")
+    deploy.add_argument("--excitation-lifts", type=int, default=0, metavar="N",
+                        help="with --excitation: N grasp-lift-hold-lower cycles after the sweeps (default 0)")
     deploy.add_argument("--platform", choices=["pybullet", "real"], default="pybullet",
                         help="pybullet: trifinger_simulation's TriFingerPlatform; real: robot_fingers' front end")
     deploy.add_argument("--level", type=int, choices=[-1, 1, 2, 3, 4], help="goal level (default: the policy's)")

@@ -9,11 +9,13 @@ import pytest
 from trifinger_s2r.calibration.excitation import ExcitationConfig, ExcitationController, run_excitation_episode
 from trifinger_s2r.calibration.logs import read_log
 from trifinger_s2r.calibration.mujoco_robot import MujocoRobot
-from trifinger_s2r.calibration.replay import ReplayConfig, make_windows
+from trifinger_s2r.calibration.params import PhysicalParams
+from trifinger_s2r.calibration.replay import CUBE_STD_M, ReplayConfig, Replayer, make_windows
 from trifinger_s2r.deploy.session import write_log
 from trifinger_s2r.robot import cube
 
-LIFTS_ONLY = ExcitationConfig(sweep_s=1.0, pushes_per_finger=0, seed=3)
+LIFTS_ONLY = ExcitationConfig(sweep_s=1.0, lifts=2, pushes_per_finger=0, seed=3)
+HELD = ReplayConfig(max_windows=400, held_windows=True)
 
 
 @pytest.fixture(scope="module")
@@ -44,19 +46,26 @@ def test_each_lift_carries_the_cube_clear_of_the_table_and_sets_it_down(lift_log
 
 
 def test_the_replay_compares_the_cube_height_and_keeps_lift_windows(lift_log):
-    """Windows start from the cube at rest; those that see it lifted count as moved and hold its height."""
-    windows = make_windows([read_log(lift_log[1])], ReplayConfig(max_windows=200))
+    """Windows that start with the cube on the table and see it lifted count as moved and hold its height."""
+    windows = make_windows([read_log(lift_log[1])], ReplayConfig(max_windows=400))
     assert windows.cube_pos_m.shape[2] == 3
-    lifted = windows.cube_pos_m[:, :, 2].max(axis=1) > cube.HALF_EDGE_M + 0.01
+    from_table = windows.cube_pos0_m[:, 2] == cube.HALF_EDGE_M
+    lifted = from_table & (windows.cube_pos_m[:, :, 2].max(axis=1) > cube.HALF_EDGE_M + 0.01)
     assert lifted.any()
     assert windows.cube_moved[lifted].all()
 
 
 def test_the_duration_counts_the_lifts():
-    cfg = ExcitationConfig()
+    cfg = ExcitationConfig(lifts=2)
     controller = ExcitationController(cfg)
     assert controller.total_steps == round(cfg.duration_s * 50)
-    assert ExcitationConfig(lifts=0).duration_s == pytest.approx(cfg.duration_s - cfg.lift_s)
+    assert ExcitationConfig().duration_s == pytest.approx(cfg.duration_s - cfg.lift_s)
+    assert ExcitationConfig().lift_s == 0.0
+
+
+def test_without_held_windows_every_window_starts_on_the_table(lift_log):
+    windows = make_windows([read_log(lift_log[1])], ReplayConfig(max_windows=400))
+    assert np.all(windows.cube_pos0_m[:, 2] == cube.HALF_EDGE_M)
 
 
 @pytest.mark.parametrize("field,value", [("lifts", -1), ("lift_height_m", 0.0), ("lift_approach_s", 0.0),
@@ -64,3 +73,19 @@ def test_the_duration_counts_the_lifts():
 def test_bad_lift_settings_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
         ExcitationConfig(**{field: value})
+
+
+def test_held_windows_start_at_the_frame_pose_moving_with_the_fingertips(lift_log):
+    """A MuJoCo log replayed in MuJoCo with its own parameters: windows that start with the cube in the air follow
+    it within a few millimetres, and a cube 60% heavier falls measurably behind."""
+    windows = make_windows([read_log(lift_log[1])], HELD)
+    held = windows.cube_pos0_m[:, 2] > cube.HALF_EDGE_M + 0.01
+    assert held.sum() >= 4
+    assert np.abs(windows.cube_vel0_mps[~held]).max() == 0.0
+    true, heavy = PhysicalParams(), PhysicalParams(cube_mass_kg=1.6 * PhysicalParams().cube_mass_kg)
+    residuals = Replayer(windows, 2, HELD).residuals([true, heavy])
+    n, k = len(windows), windows.joint_pos_rad.shape[1]
+    cube_err_m = residuals[:, 2 * n * k * 9:].reshape(2, n, -1, 3)[:, held] * CUBE_STD_M
+    rms_m = np.sqrt((cube_err_m**2).mean(axis=(1, 2, 3)))
+    assert rms_m[0] < 0.004
+    assert rms_m[1] > 1.5 * rms_m[0]

@@ -54,7 +54,7 @@ def robot_row(name: str, hidden: RobotCalibration, fitted: dict, nominal: dict) 
 
 
 def run(robots: int, out: Path, episodes: int, max_evaluations: int, link_damping_per_s: float = 0.5,
-        friction_cone: str = "pyramidal", impratio: float = 1.0) -> dict:
+        friction_cone: str = "pyramidal", impratio: float = 1.0, lifts: int = 0, held_windows: bool = False) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     hidden = {"nominal": RobotCalibration(), **{f"sim-robot-{i}": calibration_for(i) for i in range(robots)}}
     fitted = {}
@@ -62,11 +62,12 @@ def run(robots: int, out: Path, episodes: int, max_evaluations: int, link_dampin
         logs = out / name / "logs"
         if not (logs / "report.json").exists():
             robot = PyBulletRobot(name=name, calibration=calibration, tracker=TrackerConfig(), seed=1)
-            run_excitation(robot, ExcitationConfig(seed=100), episodes, logs)
+            run_excitation(robot, ExcitationConfig(seed=100, lifts=lifts), episodes, logs)
         target = out / name / "calibration.json"
         if not target.exists():
             result = calibrate([logs], max_evaluations, f"farm_calibration {name}",
-                               link_damping_per_s=link_damping_per_s, friction_cone=friction_cone, impratio=impratio)
+                               link_damping_per_s=link_damping_per_s, friction_cone=friction_cone, impratio=impratio,
+                               held_windows=held_windows)
             target.write_text(json.dumps(result, indent=2))
         fitted[name] = json.loads(target.read_text())
     rows = [robot_row(n, hidden[n], fitted[n], fitted["nominal"]) for n in hidden if n != "nominal"]
@@ -82,11 +83,13 @@ def main() -> None:
                         help="finger link damping (1/s) replayed as known (trifinger_simulation: 0.5)")
     parser.add_argument("--friction-cone", default="pyramidal", choices=FRICTION_CONES)
     parser.add_argument("--impratio", type=float, default=1.0)
+    parser.add_argument("--lifts", type=int, default=0, help="grasp-lift cycles in each excitation run")
+    parser.add_argument("--held-windows", action="store_true", help="replay windows of the cube held in the air")
     parser.add_argument("--out", required=True)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = run(args.robots, Path(args.out), args.episodes, args.max_evaluations, args.link_damping,
-                 args.friction_cone, args.impratio)
+                 args.friction_cone, args.impratio, args.lifts, args.held_windows)
     print(json.dumps(result, indent=None if args.json else 2))
 
 

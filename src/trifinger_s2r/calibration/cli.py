@@ -12,7 +12,8 @@ from trifinger_s2r.sim.contact import FRICTION_CONES
 
 
 def calibrate(log_dirs: list[Path], max_evaluations: int, command: str, progress=None,
-              link_damping_per_s: float = 0.0, friction_cone: str = "pyramidal", impratio: float = 1.0) -> dict:
+              link_damping_per_s: float = 0.0, friction_cone: str = "pyramidal", impratio: float = 1.0,
+              held_windows: bool = False) -> dict:
     """Read every log under log_dirs, fit, and return the calibration (the file's content). Each parameter's
     "spread" is the bootstrap's over windows, "jacobian_spread" the noise-only one."""
     from dataclasses import asdict
@@ -25,7 +26,8 @@ def calibrate(log_dirs: list[Path], max_evaluations: int, command: str, progress
     paths = find_logs(log_dirs)
     logs = [read_log(p) for p in paths]  # every file is checked before anything is fitted or written
     delay_s, delay_spread_s, jitter_s = fit_camera_delay(logs)
-    replay = ReplayConfig(link_damping_per_s=link_damping_per_s, friction_cone=friction_cone, impratio=impratio)
+    replay = ReplayConfig(link_damping_per_s=link_damping_per_s, friction_cone=friction_cone, impratio=impratio,
+                          held_windows=held_windows)
     cfg = FitConfig(replay=replay, max_evaluations=max_evaluations)
     result = fit_physics(logs, cfg, progress=progress)
     spread, boot = asdict(result.spread), asdict(result.bootstrap_spread)
@@ -39,6 +41,7 @@ def calibrate(log_dirs: list[Path], max_evaluations: int, command: str, progress
         "replay_error_before": result.before, "replay_error_after": result.after,
         "episodes": len(logs), "windows": result.windows, "windows_cube_moved": result.windows_cube_moved,
         "link_damping_per_s": link_damping_per_s, "friction_cone": friction_cone, "impratio": impratio,
+        "held_windows": held_windows, "start_grid": cfg.start_grid,
         "loss": cfg.loss, "loss_scale": cfg.loss_scale,
         "bootstrap_samples": cfg.bootstrap_samples, "logs": [str(p) for p in paths], "command": command,
     }
@@ -50,7 +53,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> None:
     command = " ".join(["trifinger-s2r calibrate --logs", *args.logs, "--out", args.out,
                         *(["--link-damping", str(args.link_damping)] if args.link_damping else []),
                         *(["--friction-cone", args.friction_cone, "--impratio", str(args.impratio)]
-                          if args.friction_cone != "pyramidal" or args.impratio != 1.0 else [])])
+                          if args.friction_cone != "pyramidal" or args.impratio != 1.0 else []),
+                        *(["--held-windows"] if args.held_windows else [])])
 
     def progress(line: str) -> None:
         if not args.json:
@@ -58,7 +62,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> None:
 
     try:
         result = calibrate([Path(d) for d in args.logs], args.max_evaluations, command, progress, args.link_damping,
-                           args.friction_cone, args.impratio)
+                           args.friction_cone, args.impratio, args.held_windows)
     except LogError as err:
         raise SystemExit(f"trifinger-s2r calibrate: {err}") from None
     except ValueError as err:
@@ -93,5 +97,8 @@ def add_parser(sub) -> None:
     cal.add_argument("--impratio", type=float, default=1.0,
                      help="the replay's frictional to normal impedance ratio (>= 1; elliptic with 10: friction that "
                           "sticks, as on PyBullet)")
+    cal.add_argument("--held-windows", action="store_true",
+                     help="also replay windows that start with the cube held in the air (the excitation's lifts, "
+                          "`deploy --excitation --excitation-lifts N`)")
     cal.add_argument("--json", action="store_true", help="print the calibration as one JSON object")
     cal.set_defaults(func=_cmd_calibrate)

@@ -43,8 +43,10 @@ class ExcitationConfig:
     sweep_s: float = 6.0
     """Joint sweeps about home."""
     sweep_amplitude_rad: tuple[float, float, float] = (0.25, 0.3, 0.35)
-    lifts: int = 2
-    """Grasp-lift-hold-lower-release cycles after the sweeps (0: none, the pushes only)."""
+    lifts: int = 0
+    """Grasp-lift-hold-lower-release cycles after the sweeps (0, the default: none). Replayed with
+    `ReplayConfig.held_windows` they show the cube's weight carried by the fingers; on PyBullet that did not recover
+    the cube's mass (its fingertip contacts are unlike MuJoCo's: docs/benchmarks.md, 2026-12-05 calibration)."""
     lift_height_m: float = 0.04
     lift_approach_s: float = 0.9
     """Each of the two joint-space moves to beside the cube (over it, then down) and back."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import mujoco
 import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
@@ -21,12 +22,15 @@ from trifinger_s2r.deploy.tracker import CONFIDENCE_THRESHOLD
 from trifinger_s2r.robot import cube
 from trifinger_s2r.robot import trifinger_pro as tp
 from trifinger_s2r.sim.contact import ContactModel
+from trifinger_s2r.sim.model import SceneIndex, load_model
 from trifinger_s2r.sim.mujoco_cpu import MujocoCpuBackend
 from trifinger_s2r.timing import ROBOT_RATE_HZ, Timing
 
 REST_TOLERANCE_M = 0.006
 """Two frames closer than this (xy) show a resting cube: three times the tracker's 2 mm noise per axis."""
 MOVED_M = 0.01
+HELD_ABOVE_M = 0.01
+"""A frame shows the cube in the air when its centre is this much above its resting height."""
 JOINT_STD_RAD = 0.002
 """Residual scales: joint positions, joint velocities, cube positions (the tracker's noise)."""
 JOINT_VEL_STD_RADPS = 0.1
@@ -45,6 +49,9 @@ class ReplayConfig:
     mass and a torque -k (1 + |w|) I w, as btMultiBody applies its linear and angular damping (trifinger_simulation
     sets 0.5 on every finger link). A known property of the robot simulator that made the logs, not a fitted
     parameter: without it the fitted cube mass and frictions absorb it."""
+    held_windows: bool = False
+    """Also start windows from frames that show the cube still in the air (held by the fingers, as in the
+    excitation's lifts), at the frame's pose, moving with the fingertips: the fingers alone carry its weight."""
     friction_cone: str = "pyramidal"
     impratio: float = 1.0
     """The replay's contact model (sim.contact): 'elliptic' with 10 makes friction stick as on PyBullet."""
@@ -67,6 +74,8 @@ class Windows:
     cube_pos0_m: np.ndarray
     """(W, 3)."""
     cube_quat0_xyzw: np.ndarray
+    cube_vel0_mps: np.ndarray
+    """(W, 3): zero on the table; for a held cube the mean of the fingertips' velocities (it moves with them)."""
     torque_nm: np.ndarray
     """(W, S, 9) commanded torques."""
     joint_pos_rad: np.ndarray
@@ -101,6 +110,7 @@ def make_windows(logs: list[RobotLog], cfg: ReplayConfig) -> Windows:
     period = ROBOT_RATE_HZ // 10
     frames_per_window = cfg.window_steps // period
     rows: list[dict] = []
+    tips = _TipVelocity()
     for log in logs:
         frame_rows, positions, quats = fresh_frames(log)
         for i in range(1, len(frame_rows) - frames_per_window):
@@ -109,25 +119,27 @@ def make_windows(logs: list[RobotLog], cfg: ReplayConfig) -> Windows:
             if k + cfg.window_steps >= len(log.timestamp_s) or not np.array_equal(later - k, period * np.arange(
                     1, frames_per_window + 1)):
                 continue  # a missed (low-confidence) frame inside the window
-            if np.linalg.norm(positions[i, :2] - positions[i - 1, :2]) > REST_TOLERANCE_M:
+            still = np.linalg.norm(positions[i] - positions[i - 1]) <= REST_TOLERANCE_M
+            on_table = abs(positions[i, 2] - cube.HALF_EDGE_M) <= 0.005
+            held = cfg.held_windows and positions[i, 2] > cube.HALF_EDGE_M + HELD_ABOVE_M
+            if not still or not (on_table or held):
                 continue
-            if abs(positions[i, 2] - cube.HALF_EDGE_M) > 0.005:
-                continue
-            rows.append(_window(log, k, positions[i], quats[i], positions[i + 1 : i + 1 + frames_per_window], cfg))
+            pos0, quat0 = _rest_pose(positions[i], quats[i]) if on_table else (positions[i], quats[i])
+            vel0 = np.zeros(3) if on_table else tips.mean_mps(log.joint_pos_rad[k], log.joint_vel_radps[k])
+            rows.append(_window(log, k, pos0, quat0, vel0, positions[i + 1 : i + 1 + frames_per_window], cfg))
     if not rows:
         raise ValueError("the logs hold no replay window (the cube never rested on the table between two frames)")
     return _select(rows, cfg.max_windows)
 
 
-def _window(log: RobotLog, k: int, position: np.ndarray, quat: np.ndarray, later: np.ndarray,
+def _window(log: RobotLog, k: int, pos0: np.ndarray, quat0: np.ndarray, vel0: np.ndarray, later: np.ndarray,
             cfg: ReplayConfig) -> dict:
     compare = k + np.arange(cfg.compare_every_steps, cfg.window_steps + 1, cfg.compare_every_steps)
-    pos0, quat0 = _rest_pose(position, quat)
     return {"joint_pos0_rad": log.joint_pos_rad[k], "joint_vel0_radps": log.joint_vel_radps[k], "cube_pos0_m": pos0,
-            "cube_quat0_xyzw": quat0, "torque_nm": log.torque_nm[k : k + cfg.window_steps],
+            "cube_quat0_xyzw": quat0, "cube_vel0_mps": vel0, "torque_nm": log.torque_nm[k : k + cfg.window_steps],
             "joint_pos_rad": log.joint_pos_rad[compare], "joint_vel_radps": log.joint_vel_radps[compare],
             "cube_pos_m": later[:, :3],
-            "cube_moved": bool(np.linalg.norm(later[:, :3] - position[:3], axis=1).max() > MOVED_M)}
+            "cube_moved": bool(np.linalg.norm(later[:, :3] - pos0, axis=1).max() > MOVED_M)}
 
 
 def _select(rows: list[dict], limit: int) -> Windows:
@@ -162,6 +174,8 @@ class Replayer:
         backend.reset(torch.arange(backend.num_envs), tile(w.joint_pos0_rad), tile(w.cube_pos0_m),
                       tile(w.cube_quat0_xyzw))
         self._qvel[:, : tp.NUM_JOINTS] = np.tile(w.joint_vel0_radps, (self.candidates, 1))
+        cube_dof = backend.index.cube_dof
+        self._qvel[:, cube_dof: cube_dof + 3] = np.tile(w.cube_vel0_mps, (self.candidates, 1))
         backend.batch.forward()
         torque = np.tile(np.clip(w.torque_nm, -tp.MAX_TORQUE_NM, tp.MAX_TORQUE_NM), (self.candidates, 1, 1))
         joints, velocities, cubes = [], [], []
@@ -193,6 +207,26 @@ class Replayer:
                 "joint_velocity_rms_radps": float(np.sqrt(np.mean(vel**2))) * JOINT_VEL_STD_RADPS,
                 "cube_position_rms_m": float(np.sqrt(np.mean(cubes**2))) * CUBE_STD_M,
                 "normalised_rms": float(np.sqrt(np.mean(r**2)))}
+
+
+class _TipVelocity:
+    """The fingertips' mean velocity at logged joint positions and velocities (MuJoCo's kinematics)."""
+
+    def __init__(self) -> None:
+        self.model = load_model()
+        self.data = mujoco.MjData(self.model)
+        self.sites = SceneIndex(self.model).fingertip_sites
+        self._jac = np.zeros((3, self.model.nv))
+
+    def mean_mps(self, joint_pos_rad: np.ndarray, joint_vel_radps: np.ndarray) -> np.ndarray:
+        self.data.qpos[: tp.NUM_JOINTS] = joint_pos_rad
+        mujoco.mj_kinematics(self.model, self.data)
+        mujoco.mj_comPos(self.model, self.data)
+        velocities = []
+        for site in self.sites:
+            mujoco.mj_jacSite(self.model, self.data, self._jac, None, int(site))
+            velocities.append(self._jac[:, : tp.NUM_JOINTS] @ joint_vel_radps)
+        return np.mean(velocities, axis=0)
 
 
 class _LinkDamping:
