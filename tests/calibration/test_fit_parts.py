@@ -67,7 +67,8 @@ class TestReplayContactModel:
 
         home = np.array([tp.per_finger(tp.HOME_POSE_RAD)])
         window = Windows(joint_pos0_rad=home, joint_vel0_radps=np.zeros((1, 9)), cube_pos0_m=np.array([[0, 0, 0.0325]]),
-                         cube_quat0_xyzw=np.array([[0.0, 0.0, 0.0, 1.0]]), torque_nm=np.zeros((1, 300, 9)),
+                         cube_quat0_xyzw=np.array([[0.0, 0.0, 0.0, 1.0]]), cube_vel0_mps=np.zeros((1, 3)),
+                         torque_nm=np.zeros((1, 300, 9)),
                          joint_pos_rad=np.zeros((1, 15, 9)), joint_vel_radps=np.zeros((1, 15, 9)),
                          cube_pos_m=np.zeros((1, 3, 3)), cube_moved=np.array([False]))
         stiff = Replayer(window, 1, ReplayConfig(friction_cone="elliptic", impratio=10.0), num_threads=1)

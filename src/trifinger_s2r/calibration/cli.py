@@ -41,7 +41,7 @@ def calibrate(log_dirs: list[Path], max_evaluations: int, command: str, progress
         "replay_error_before": result.before, "replay_error_after": result.after,
         "episodes": len(logs), "windows": result.windows, "windows_cube_moved": result.windows_cube_moved,
         "link_damping_per_s": link_damping_per_s, "friction_cone": friction_cone, "impratio": impratio,
-        "held_windows": held_windows, "start_grid": cfg.start_grid,
+        "held_windows": held_windows,
         "loss": cfg.loss, "loss_scale": cfg.loss_scale,
         "bootstrap_samples": cfg.bootstrap_samples, "logs": [str(p) for p in paths], "command": command,
     }

@@ -6,7 +6,7 @@ much the windows disagree, i.e. model error)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import least_squares
@@ -45,13 +45,6 @@ class FitConfig:
     """scipy least_squares' loss ("linear": plain least squares)."""
     loss_scale: float = 3.0
     """Residual (in noise units) beyond which the robust loss grows linearly rather than quadratically."""
-    start_grid: int = 5
-    """Before the local fit, the cube mass and cube-table friction on a start_grid x start_grid grid (one batch of
-    replays; 0: none): a push meets them mostly as their product, a long shallow valley in which the local solver
-    stops wherever it first reaches the floor; the fit starts at the grid's best point."""
-    grid_mass_scale: tuple[float, float] = (0.6, 1.6)
-    """The grid's cube masses, as multiples of the start's."""
-    grid_table_friction: tuple[float, float] = (0.3, 1.5)
     bootstrap_samples: int = 200
     """Window resamples for the bootstrap spread (0: none, the bootstrap spread is then the Jacobian's)."""
     seed: int = 0
@@ -101,9 +94,8 @@ def fit_physics(logs: list[RobotLog], cfg: FitConfig | None = None, start: Physi
 
     before = single.error_summary(start)
     lower, upper = (LOWER.vector() - x0) / typical, (UPPER.vector() - x0) / typical
-    z_grid = _grid_start(windows, cfg, start, progress) if cfg.start_grid > 0 else start
-    z_start = np.clip((z_grid.vector() - x0) / typical, lower + 0.2, upper - 0.2)  # inside the bounds: a solver
-    # started on one truncates every step that points at it
+    z_start = np.clip(np.zeros(len(names)), lower + 0.2, upper - 0.2)  # inside the bounds: a solver started on one
+    # truncates every step that points at it
     solution = least_squares(residuals, z_start, jac=jacobian, bounds=(lower, upper), x_scale=1.0,
                              max_nfev=cfg.max_evaluations, method="trf", loss=cfg.loss, f_scale=cfg.loss_scale)
     if progress is not None:
@@ -118,32 +110,6 @@ def fit_physics(logs: list[RobotLog], cfg: FitConfig | None = None, start: Physi
                      bootstrap_spread=PhysicalParams.from_vector(boot), before=before,
                      after=single.error_summary(params), windows=len(windows),
                      windows_cube_moved=int(windows.cube_moved.sum()))
-
-
-def _grid_start(windows, cfg: FitConfig, start: PhysicalParams, progress=None) -> PhysicalParams:
-    """The start with the cube mass and cube-table friction of the grid point whose replay (robust loss plus the
-    prior, as the fit counts it) is smallest."""
-    n = cfg.start_grid
-    masses = start.cube_mass_kg * np.linspace(*cfg.grid_mass_scale, n)
-    frictions = np.linspace(*cfg.grid_table_friction, n)
-    grid = [replace(start, cube_mass_kg=float(m), cube_table_friction=float(f)) for m in masses for f in frictions]
-    residuals = Replayer(windows, len(grid), cfg.replay, cfg.num_threads).residuals(grid)
-    prior = np.stack([(p.vector() - start.vector()) / TYPICAL.vector() for p in grid])
-    cost = _robust_cost(residuals, cfg.loss, cfg.loss_scale) + 0.5 * (prior**2).sum(axis=1)
-    best = grid[int(np.argmin(cost))]
-    if progress is not None:
-        progress(f"start grid: cube mass {best.cube_mass_kg:.4f} kg, cube-table friction {best.cube_table_friction:.3f}")
-    return best
-
-
-def _robust_cost(residuals: np.ndarray, loss: str, scale: float) -> np.ndarray:
-    """scipy least_squares' cost of each row of residuals (0.5 * sum of rho((f/C)^2) * C^2)."""
-    z = (residuals / scale) ** 2
-    rho = {"linear": lambda z: z, "soft_l1": lambda z: 2 * (np.sqrt(1 + z) - 1),
-           "huber": lambda z: np.where(z <= 1, z, 2 * np.sqrt(z) - 1), "cauchy": np.log1p}
-    if loss not in rho:
-        raise ValueError(f"loss {loss!r}: the start grid knows 'linear', 'soft_l1', 'huber' and 'cauchy'")
-    return 0.5 * scale**2 * rho[loss](z).sum(axis=1)
 
 
 def _window_of_row(windows) -> np.ndarray:
