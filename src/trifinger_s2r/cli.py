@@ -314,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     pyb.add_argument("--seed", type=int, default=0)
     pyb.add_argument("--json", action="store_true", help="print one JSON object")
     pyb.set_defaults(func=_cmd_bench_pybullet)
-    from trifinger_s2r.bench.farm_soak import add_soak_parser
+    from trifinger_s2r.bench.farm_soak_cli import add_soak_parser
     from trifinger_s2r.bench.friction_breakaway import add_friction_parser
     from trifinger_s2r.bench.grasp_drift import add_drift_parser
     from trifinger_s2r.bench.teacher_bench import add_teacher_parser

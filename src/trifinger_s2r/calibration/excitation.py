@@ -244,11 +244,13 @@ class ExcitationController:
         return torque
 
     def torque(self, step: int, q: np.ndarray, qd: np.ndarray, cube_position_m: np.ndarray,
-               cube_quat_xyzw: np.ndarray = np.array([0.0, 0.0, 0.0, 1.0])) -> np.ndarray:
+               cube_quat_xyzw: np.ndarray | None = None) -> np.ndarray:
+        """The command at a 50 Hz step from the robot's joints and the tracker's cube pose (default: unturned)."""
         cfg = self.cfg
         lift_step = step - self.sweep_steps
         if 0 <= lift_step < self.lift_steps:
-            command = self._lift_torque(lift_step, q, qd, cube_position_m, cube_quat_xyzw)
+            quat = np.array([0.0, 0.0, 0.0, 1.0]) if cube_quat_xyzw is None else cube_quat_xyzw
+            command = self._lift_torque(lift_step, q, qd, cube_position_m, quat)
         else:
             command = self._pd(self.target_rad(step, cube_position_m), q, qd)
         pulse = self.rng.uniform(-cfg.pulse_nm, cfg.pulse_nm, tp.NUM_JOINTS)
