@@ -40,3 +40,38 @@ def test_deploy_excitation_needs_a_log_dir():
         assert "--log-dir is needed" in str(err)
     else:
         raise AssertionError("deploy --excitation without --log-dir ran")
+
+
+def test_an_excitation_job_with_lifts_carries_the_cube(farm, tmp_path):  # noqa: F811
+    """`lifts` reaches the robot: its log is the lifts' length longer and shows the cube well above the table; a
+    count out of range is refused by name."""
+    from trifinger_s2r.calibration.excitation import ExcitationConfig
+    from trifinger_s2r.robot import cube
+
+    client, store, _ = farm
+    token = store.add_user("ada")
+    worker = FarmWorker(WorkerConfig(server_url="http://testserver", token=store.add_user("robots", admin=True),
+                                     robot_name="sim-robot-0", calibration=calibration_for(0), work_dir=tmp_path / "w",
+                                     video=False), client=client)
+    refused = client.post("/api/jobs/excitation", headers=auth(token), data={"episodes": "1", "lifts": "-1"})
+    assert refused.status_code == 422 and "lifts" in refused.text
+    response = client.post("/api/jobs/excitation", headers=auth(token), data={"episodes": "1", "lifts": "1"})
+    job_id = response.json()["job_id"]
+    assert worker.run_once()
+    job = client.get(f"/api/jobs/{job_id}", headers=auth(token)).json()
+    assert job["status"] == "succeeded" and job["settings"]["lifts"] == 1
+    archive = client.get(f"/api/jobs/{job_id}/results", headers=auth(token))
+    zipfile.ZipFile(io.BytesIO(archive.content)).extractall(tmp_path / "results")
+    (path,) = find_logs([tmp_path / "results"])
+    log = read_log(path)
+    assert len(log.timestamp_s) == round(ExcitationConfig(lifts=1).duration_s * 1000)
+    assert log.object_position_m[:, 2].max() > cube.HALF_EDGE_M + 0.02
+
+
+def test_deploy_excitation_refuses_a_negative_lift_count(tmp_path):
+    try:
+        main(["deploy", "--excitation", "--excitation-lifts", "-1", "--episodes", "1", "--log-dir", str(tmp_path)])
+    except SystemExit as err:
+        assert "lifts" in str(err)
+    else:
+        raise AssertionError("deploy --excitation-lifts -1 ran")

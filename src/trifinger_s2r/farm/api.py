@@ -35,6 +35,7 @@ from trifinger_s2r.farm.validation import MAX_UPLOAD_BYTES, UploadError, simulat
 TOKEN_COOKIE = "s2r_token"
 MAX_EPISODES = 200
 MAX_EPISODE_LENGTH = 100_000
+MAX_EXCITATION_LIFTS = 10
 """Policy steps per episode a job may ask for (default: the policy's training episode length)."""
 RESULTS_ARCHIVE_LIMIT_BYTES = 512 * 1024 * 1024
 
@@ -166,13 +167,15 @@ def create_app(settings: FarmSettings, store: JobStore | None = None) -> FastAPI
         user: Annotated[User, Depends(current_user)],
         episodes: Annotated[int, Form(ge=1, le=MAX_EPISODES)] = 1,
         seed: Annotated[int, Form()] = 0,
+        lifts: Annotated[int, Form(ge=0, le=MAX_EXCITATION_LIFTS)] = 0,
         request_id: Annotated[str | None, Form(min_length=1, max_length=64)] = None,
     ) -> dict:
-        """A scripted excitation instead of a policy (calibration.excitation): its logs are for `calibrate`."""
+        """A scripted excitation instead of a policy (calibration.excitation, with `lifts` grasp-lift cycles): its
+        logs are for `calibrate`."""
         if request_id is not None and (earlier := store.job_for_request(user, request_id)) is not None:
             return {"job_id": earlier.id, "status": earlier.status}
-        job = store.submit(user, {"kind": "excitation", "episodes": episodes, "seed": seed, "level": -1},
-                           request_id=request_id)
+        job = store.submit(user, {"kind": "excitation", "episodes": episodes, "seed": seed, "lifts": lifts,
+                                  "level": -1}, request_id=request_id)
         return {"job_id": job.id, "status": job.status}
 
     @app.get("/api/jobs")

@@ -272,7 +272,7 @@ def cmd_submit(args: argparse.Namespace) -> None:
 
 
 def cmd_excite(args: argparse.Namespace) -> None:
-    data = {"episodes": str(args.episodes), "seed": str(args.seed)}
+    data = {"episodes": str(args.episodes), "seed": str(args.seed), "lifts": str(args.lifts)}
     result = _checked(_call(args, "POST", "/api/jobs/excitation", data=data))
     _emit({"job_id": result["job_id"], "status": result["status"]}, args.json)
 
@@ -366,6 +366,8 @@ def add_farm_parser(sub) -> None:
                              help="queue a scripted excitation (no policy): logs for `trifinger-s2r calibrate`")
     excite.add_argument("--episodes", type=int, default=1, help="excitation runs (about 18 s each)")
     excite.add_argument("--seed", type=int, default=0)
+    excite.add_argument("--lifts", type=int, default=0,
+                        help="grasp-lift-hold-lower cycles after the sweeps (0-10; for calibrate --held-windows)")
     excite.set_defaults(func=cmd_excite)
     status = fsub.add_parser("status", parents=[common], help="a job's status (and results when finished)")
     status.add_argument("job")

@@ -297,7 +297,8 @@ class FarmWorker:
         from trifinger_s2r.calibration.excitation import ExcitationConfig, run_excitation
 
         settings, results = job["settings"], work / "results"
-        report = run_excitation(self.robot, ExcitationConfig(seed=settings["seed"]), settings["episodes"], results)
+        cfg = ExcitationConfig(seed=settings["seed"], lifts=settings.get("lifts", 0))  # jobs from before lifts: 0
+        report = run_excitation(self.robot, cfg, settings["episodes"], results)
         return zip_folder(results), report
 
 
