@@ -11,11 +11,8 @@ No `from __future__ import annotations` here: FastAPI must see the real dependen
 
 import hashlib
 import hmac
-import io
-import json
 import shutil
 import uuid
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -28,7 +25,7 @@ from pydantic import BaseModel, Field
 
 from trifinger_s2r.export.policy_bundle import METADATA_FILE, ONNX_FILE
 from trifinger_s2r.farm import pages
-from trifinger_s2r.farm.archive import zip_folder
+from trifinger_s2r.farm.archive import ArchiveError, unpack_results, zip_folder
 from trifinger_s2r.farm.store import FINISHED_STATUSES, JobStore, QueuePolicy, User
 from trifinger_s2r.farm.validation import MAX_UPLOAD_BYTES, UploadError, simulation_precheck, validate_bundle_files
 
@@ -267,10 +264,12 @@ def create_app(settings: FarmSettings, store: JobStore | None = None) -> FastAPI
             raise HTTPException(409, f"job {job_id} is not running on {robot}")
         staging = job_dir(job_id) / f"results-{uuid.uuid4().hex}"
         try:
-            report = await run_in_threadpool(_unpack_results, data, staging)
+            report = await run_in_threadpool(unpack_results, data, staging, RESULTS_ARCHIVE_LIMIT_BYTES)
             target = job_dir(job_id) / "results"
             shutil.rmtree(target, ignore_errors=True)
             staging.rename(target)
+        except ArchiveError as err:
+            raise HTTPException(err.status, str(err)) from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         if not store.finish(job_id, robot, report, run_id=run_id):
@@ -389,25 +388,3 @@ def create_app(settings: FarmSettings, store: JobStore | None = None) -> FastAPI
         return HTMLResponse(pages.job_page(job, files, job_view(job, events=True), csrf=csrf))
 
     return app
-
-
-def _unpack_results(data: bytes, target: Path) -> dict:
-    """Extract a worker's results archive (paths checked) and return its report.json."""
-    if len(data) > RESULTS_ARCHIVE_LIMIT_BYTES:
-        raise HTTPException(413, "results archive too large")
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
-        raise HTTPException(400, "results are not a zip archive") from None
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    root = target.resolve()
-    for member in archive.infolist():
-        path = (target / member.filename).resolve()
-        if root not in path.parents:
-            raise HTTPException(400, f"results archive member {member.filename!r} escapes its folder")
-    archive.extractall(target)
-    report = target / "report.json"
-    if not report.is_file():
-        raise HTTPException(400, "results archive has no report.json")
-    return json.loads(report.read_text())
