@@ -12,13 +12,19 @@ from trifinger_s2r.cli import main
 from trifinger_s2r.farm.worker import FarmWorker, WorkerConfig, calibration_for
 
 
+def _user_and_robot(farm, tmp_path, index: int) -> tuple[str, FarmWorker]:  # noqa: F811
+    """A user's token and simulated farm robot `index` (its own calibration) serving the test farm."""
+    client, store, _ = farm
+    worker = FarmWorker(WorkerConfig(server_url="http://testserver", token=store.add_user("robots", admin=True),
+                                     robot_name=f"sim-robot-{index}", calibration=calibration_for(index),
+                                     work_dir=tmp_path / "w", video=False), client=client)
+    return store.add_user("ada"), worker
+
+
 def test_a_farm_robot_runs_an_excitation_job_and_returns_calibration_logs(farm, tmp_path):  # noqa: F811
     """The job succeeds on a calibrated PyBullet robot; its results hold a log.npz that calibration reads."""
-    client, store, _ = farm
-    token = store.add_user("ada")
-    worker = FarmWorker(WorkerConfig(server_url="http://testserver", token=store.add_user("robots", admin=True),
-                                     robot_name="sim-robot-1", calibration=calibration_for(1), work_dir=tmp_path / "w",
-                                     video=False), client=client)
+    client = farm[0]
+    token, worker = _user_and_robot(farm, tmp_path, 1)
     response = client.post("/api/jobs/excitation", headers=auth(token), data={"episodes": "1", "seed": "3"})
     assert response.status_code == 201, response.text
     job_id = response.json()["job_id"]
@@ -48,11 +54,8 @@ def test_an_excitation_job_with_lifts_carries_the_cube(farm, tmp_path):  # noqa:
     from trifinger_s2r.calibration.excitation import ExcitationConfig
     from trifinger_s2r.robot import cube
 
-    client, store, _ = farm
-    token = store.add_user("ada")
-    worker = FarmWorker(WorkerConfig(server_url="http://testserver", token=store.add_user("robots", admin=True),
-                                     robot_name="sim-robot-0", calibration=calibration_for(0), work_dir=tmp_path / "w",
-                                     video=False), client=client)
+    client = farm[0]
+    token, worker = _user_and_robot(farm, tmp_path, 0)
     refused = client.post("/api/jobs/excitation", headers=auth(token), data={"episodes": "1", "lifts": "-1"})
     assert refused.status_code == 422 and "lifts" in refused.text
     response = client.post("/api/jobs/excitation", headers=auth(token), data={"episodes": "1", "lifts": "1"})
