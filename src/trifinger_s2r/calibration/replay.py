@@ -2,9 +2,11 @@
 
 A window starts at a camera frame taken while the cube rested on the table (this frame and the one before agree
 within REST_TOLERANCE_M): the fingers start at the logged joint positions and velocities, the cube flat on the
-table at the frame's position and yaw. The logged commanded torques then drive the simulation at 1 kHz (one physics
-step per robot step) and the replay is compared with the log: joints every 20 ms, the cube's position (all three
-axes: the excitation's lifts carry it off the table) at every camera frame inside the window. All windows, under every parameter set asked for, run as one `mujoco.batch` call.
+table at the frame's position and yaw (with `held_windows`, also at a frame that shows the cube still in the air:
+at the frame's pose, moving with the fingertips). The logged commanded torques then drive the simulation at 1 kHz
+(one physics step per robot step) and the replay is compared with the log: joints every 20 ms, the cube's position
+(all three axes: the excitation's lifts carry it off the table) at every camera frame inside the window. All
+windows, under every parameter set asked for, run as one `mujoco.batch` call.
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ def make_windows(logs: list[RobotLog], cfg: ReplayConfig) -> Windows:
     period = ROBOT_RATE_HZ // 10
     frames_per_window = cfg.window_steps // period
     rows: list[dict] = []
-    tips = _TipVelocity()
+    tips = _TipVelocity() if cfg.held_windows else None  # a MuJoCo model, only where held windows need it
     for log in logs:
         frame_rows, positions, quats = fresh_frames(log)
         for i in range(1, len(frame_rows) - frames_per_window):

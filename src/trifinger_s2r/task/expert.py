@@ -290,10 +290,11 @@ def expert_action(
             pivoted, feasible = pivot_targets(cfg, tips, s.cube_pos_m, s.cube_quat_xyzw, face)
             pivoting = pivoting & feasible
             targets = torch.where(pivoting[:, None, None], pivoted, targets)
+    touching = touching_cube(cfg, tips, s.cube_pos_m, s.cube_quat_xyzw)
     if cfg.gather.enabled:  # off by default
         far, gathered = gather_phase(cfg.gather, tips, s.cube_pos_m, s.cube_quat_xyzw, resting_height_m,
                                      approach_directions(tips), cfg.reach_margin_rad)
-        far = far & ~touching_cube(cfg, tips, s.cube_pos_m, s.cube_quat_xyzw)  # a grasp under way goes on
+        far = far & ~touching  # a grasp under way goes on
         targets = torch.where(far[:, None, None], gathered, targets)
     normals = held_face_normals(tips, s.cube_pos_m, s.cube_quat_xyzw)
     if releasing is not None:
@@ -301,7 +302,7 @@ def expert_action(
     tip_force = cfg.stiffness_npm * (targets - tips) - cfg.damping_nspm * s.fingertip_linvel_mps  # (N, 3, 3)
     jac = fk.fingertip_jacobians(s.joint_pos_rad)  # (N, 3 fingers, 3 xyz, 3 joints)
     gravity = fk.gravity_torques(s.joint_pos_rad)
-    held = touching_cube(cfg, tips, s.cube_pos_m, s.cube_quat_xyzw) & (
+    held = touching & (
         s.cube_pos_m[:, 2] > resting_height_m + cfg.hold_above_rest_m)
     if releasing is not None:
         held = held & ~releasing

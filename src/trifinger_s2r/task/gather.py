@@ -1,4 +1,4 @@
-"""Pushing a far cube in towards the arena's centre before the grasp: the teacher's gather (off by default).
+"""Dragging a far cube in towards the arena's centre before the grasp: the teacher's gather (off by default).
 
 Level-4 cubes that start far out are never lifted, by the teacher as by its students (development seed 4242, N = 200:
 22 and 26 episodes; those cubes start 12.4 cm from the centre (median) against 9.5 cm for the others,
