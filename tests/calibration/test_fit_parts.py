@@ -99,3 +99,10 @@ class TestRobustLossAndBootstrap:
         spread = _bootstrap_spread(jac, fun, weights, window_of_row, n, np.zeros(1), (np.full(1, -1e9),
                                    np.full(1, 1e9)), np.ones(1), FitConfig(bootstrap_samples=400))
         assert spread[0] == pytest.approx(y.std() / np.sqrt(n), rel=0.15)
+
+
+class TestFrictionStarts:
+    @pytest.mark.parametrize("starts, message", [((), "at least one start"), ((1.0, 2.5), "2.5 is outside")])
+    def test_bad_starts_are_refused_by_name(self, starts, message):
+        with pytest.raises(ValueError, match=f"finger_cube_friction_starts.*{message}|{message}"):
+            FitConfig(finger_cube_friction_starts=starts)

@@ -39,7 +39,7 @@ def calibrate(log_dirs: list[Path], max_evaluations: int, command: str, progress
         "format": CALIBRATION_FORMAT, "version": CALIBRATION_VERSION, "params": params,
         "fit_error_before": result.before["normalised_rms"], "fit_error_after": result.after["normalised_rms"],
         "replay_error_before": result.before, "replay_error_after": result.after,
-        "episodes": len(logs), "windows": result.windows, "windows_cube_moved": result.windows_cube_moved,
+        "fit_starts": list(result.starts), "episodes": len(logs), "windows": result.windows, "windows_cube_moved": result.windows_cube_moved,
         "link_damping_per_s": link_damping_per_s, "friction_cone": friction_cone, "impratio": impratio,
         "held_windows": held_windows,
         "loss": cfg.loss, "loss_scale": cfg.loss_scale,
