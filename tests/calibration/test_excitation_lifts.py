@@ -10,7 +10,15 @@ from trifinger_s2r.calibration.excitation import ExcitationConfig, ExcitationCon
 from trifinger_s2r.calibration.logs import read_log
 from trifinger_s2r.calibration.mujoco_robot import MujocoRobot
 from trifinger_s2r.calibration.params import PhysicalParams
-from trifinger_s2r.calibration.replay import CUBE_STD_M, ReplayConfig, Replayer, make_windows
+from trifinger_s2r.calibration.replay import (
+    CUBE_STD_M,
+    HELD_ABOVE_M,
+    ReplayConfig,
+    Replayer,
+    _Fingertips,
+    fresh_frames,
+    make_windows,
+)
 from trifinger_s2r.deploy.session import write_log
 from trifinger_s2r.robot import cube
 
@@ -76,8 +84,8 @@ def test_bad_lift_settings_are_refused(field, value):
 
 
 def test_held_windows_start_at_the_frame_pose_moving_with_the_fingertips(lift_log):
-    """A MuJoCo log replayed in MuJoCo with its own parameters: windows that start with the cube in the air follow
-    it within a few millimetres, and a cube 60% heavier falls measurably behind."""
+    """A MuJoCo log replayed in MuJoCo with its own parameters: windows that start with the cube in the air (where
+    the fingertips touch it) follow it within a few millimetres, and a cube 60% heavier falls measurably behind."""
     windows = make_windows([read_log(lift_log[1])], HELD)
     held = windows.cube_pos0_m[:, 2] > cube.HALF_EDGE_M + 0.01
     assert held.sum() >= 4
@@ -89,3 +97,23 @@ def test_held_windows_start_at_the_frame_pose_moving_with_the_fingertips(lift_lo
     rms_m = np.sqrt((cube_err_m**2).mean(axis=(1, 2, 3)))
     assert rms_m[0] < 0.004
     assert rms_m[1] > 1.5 * rms_m[0]
+
+
+def test_a_held_cube_starts_where_the_fingertips_touch_it(lift_log):
+    """Held frames of a noise-free log: the exact pose is kept (within 0.3 mm), and poses given 2 mm of tracker
+    noise per axis are moved back towards it, less than half as far off in the median."""
+    log = read_log(lift_log[1])
+    rows, positions, quats = fresh_frames(log)
+    held = np.flatnonzero(positions[:, 2] > cube.HALF_EDGE_M + HELD_ABOVE_M)
+    assert len(held) >= 4
+    tips, rng = _Fingertips(), np.random.default_rng(0)
+    kept, noisy, corrected = [], [], []
+    for i in held:
+        q = log.joint_pos_rad[rows[i]]
+        kept.append(np.linalg.norm(tips.touching_position_m(q, positions[i], quats[i]) - positions[i]))
+        for _ in range(4):
+            off = positions[i] + rng.normal(0.0, 0.002, 3)
+            noisy.append(np.linalg.norm(off - positions[i]))
+            corrected.append(np.linalg.norm(tips.touching_position_m(q, off, quats[i]) - positions[i]))
+    assert max(kept) < 3e-4
+    assert np.median(corrected) < 0.5 * np.median(noisy)

@@ -31,6 +31,8 @@ from trifinger_s2r.timing import ROBOT_RATE_HZ, Timing
 REST_TOLERANCE_M = 0.006
 """Two frames closer than this (xy) show a resting cube: three times the tracker's 2 mm noise per axis."""
 MOVED_M = 0.01
+TOUCH_M = 0.006
+"""A fingertip this close to the cube at a held frame's pose (three times the tracker's noise) touches it."""
 HELD_ABOVE_M = 0.01
 """A frame shows the cube in the air when its centre is this much above its resting height."""
 JOINT_STD_RAD = 0.002
@@ -54,6 +56,11 @@ class ReplayConfig:
     held_windows: bool = False
     """Also start windows from frames that show the cube still in the air (held by the fingers, as in the
     excitation's lifts), at the frame's pose, moving with the fingertips: the fingers alone carry its weight."""
+    touching_start: bool = True
+    """A held window's cube starts where the fingertips that touch it (within TOUCH_M at the frame's pose) touch it
+    exactly: the frame's position, moved the least that puts those tips on its faces. The joint encoders place the
+    tips to a fraction of a millimetre, the tracker the cube to 2 mm, and a start that is off against squeezing
+    fingers biases the fitted mass upward (docs/benchmarks.md)."""
     friction_cone: str = "pyramidal"
     impratio: float = 1.0
     """The replay's contact model (sim.contact): 'elliptic' with 10 makes friction stick as on PyBullet."""
@@ -112,7 +119,7 @@ def make_windows(logs: list[RobotLog], cfg: ReplayConfig) -> Windows:
     period = ROBOT_RATE_HZ // 10
     frames_per_window = cfg.window_steps // period
     rows: list[dict] = []
-    tips = _TipVelocity() if cfg.held_windows else None  # a MuJoCo model, only where held windows need it
+    tips = _Fingertips() if cfg.held_windows else None  # a MuJoCo model, only where held windows need it
     for log in logs:
         frame_rows, positions, quats = fresh_frames(log)
         for i in range(1, len(frame_rows) - frames_per_window):
@@ -127,6 +134,8 @@ def make_windows(logs: list[RobotLog], cfg: ReplayConfig) -> Windows:
             if not still or not (on_table or held):
                 continue
             pos0, quat0 = _rest_pose(positions[i], quats[i]) if on_table else (positions[i], quats[i])
+            if held and cfg.touching_start:
+                pos0 = tips.touching_position_m(log.joint_pos_rad[k], pos0, quat0)
             vel0 = np.zeros(3) if on_table else tips.mean_mps(log.joint_pos_rad[k], log.joint_vel_radps[k])
             rows.append(_window(log, k, pos0, quat0, vel0, positions[i + 1 : i + 1 + frames_per_window], cfg))
     if not rows:
@@ -211,13 +220,17 @@ class Replayer:
                 "normalised_rms": float(np.sqrt(np.mean(r**2)))}
 
 
-class _TipVelocity:
-    """The fingertips' mean velocity at logged joint positions and velocities (MuJoCo's kinematics)."""
+class _Fingertips:
+    """The fingertips at logged joint states (MuJoCo's kinematics): their mean velocity, and where a held cube
+    touches them."""
 
     def __init__(self) -> None:
         self.model = load_model()
         self.data = mujoco.MjData(self.model)
-        self.sites = SceneIndex(self.model).fingertip_sites
+        index = SceneIndex(self.model)
+        self.sites, self.cube_geom, self.cube_qpos = index.fingertip_sites, index.cube_geom, index.cube_qpos
+        self.tip_geoms = [mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, f"finger_tip_{f}")
+                          for f in tp.FINGER_NAMES]
         self._jac = np.zeros((3, self.model.nv))
 
     def mean_mps(self, joint_pos_rad: np.ndarray, joint_vel_radps: np.ndarray) -> np.ndarray:
@@ -229,6 +242,38 @@ class _TipVelocity:
             mujoco.mj_jacSite(self.model, self.data, self._jac, None, int(site))
             velocities.append(self._jac[:, : tp.NUM_JOINTS] @ joint_vel_radps)
         return np.mean(velocities, axis=0)
+
+    def touching_position_m(self, joint_pos_rad: np.ndarray, position_m: np.ndarray, quat_xyzw: np.ndarray,
+                            iterations: int = 3) -> np.ndarray:
+        """The cube position nearest position_m at which every tip within TOUCH_M of the cube (at position_m) lies on
+        its surface (least squares along the faces' normals, the least move where they leave it free; the
+        orientation kept)."""
+        rotation = Rotation.from_quat(quat_xyzw)
+        self.data.qpos[: tp.NUM_JOINTS] = joint_pos_rad
+        self.data.qpos[self.cube_qpos + 3 : self.cube_qpos + 7] = np.roll(quat_xyzw, 1)  # MuJoCo: w first
+        position = np.asarray(position_m, float).copy()
+        touching = [geom for geom, gap, _ in self._gaps(position) if gap < TOUCH_M]
+        for _ in range(iterations if touching else 0):
+            normals, gaps = [], []
+            for geom, gap, tip_point in self._gaps(position):
+                if geom in touching:
+                    local = rotation.inv().apply(tip_point - position)
+                    axis = int(np.argmax(np.abs(local)))
+                    normals.append(rotation.apply(np.eye(3)[axis] * np.sign(local[axis])))  # outward, towards the tip
+                    gaps.append(gap)
+            # moving the cube by d along a face's outward normal closes that face's gap by d
+            position = position + np.linalg.lstsq(np.array(normals), np.array(gaps), rcond=None)[0]
+        return position
+
+    def _gaps(self, position_m: np.ndarray) -> list[tuple[int, float, np.ndarray]]:
+        """(tip geom, signed distance to the cube, the tip's nearest point) for each fingertip."""
+        self.data.qpos[self.cube_qpos : self.cube_qpos + 3] = position_m
+        mujoco.mj_kinematics(self.model, self.data)
+        fromto, out = np.zeros(6), []
+        for geom in self.tip_geoms:
+            gap = mujoco.mj_geomDistance(self.model, self.data, geom, self.cube_geom, 2 * TOUCH_M, fromto)
+            out.append((geom, gap, fromto[:3].copy()))
+        return out
 
 
 class _LinkDamping:
