@@ -228,9 +228,8 @@ class _Fingertips:
         self.model = load_model()
         self.data = mujoco.MjData(self.model)
         index = SceneIndex(self.model)
-        self.sites, self.cube_geom, self.cube_qpos = index.fingertip_sites, index.cube_geom, index.cube_qpos
-        self.tip_geoms = [mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, f"finger_tip_{f}")
-                          for f in tp.FINGER_NAMES]
+        self.sites, self.tip_geoms = index.fingertip_sites, [int(g) for g in index.fingertip_geoms]
+        self.cube_geom, self.cube_qpos = index.cube_geom, index.cube_qpos
         self._jac = np.zeros((3, self.model.nv))
 
     def mean_mps(self, joint_pos_rad: np.ndarray, joint_vel_radps: np.ndarray) -> np.ndarray:

@@ -70,6 +70,7 @@ class SceneIndex:
         self.cube_body = int(_ids(model, mujoco.mjtObj.mjOBJ_BODY, ["cube"])[0])
         self.cube_geom = int(_ids(model, mujoco.mjtObj.mjOBJ_GEOM, ["cube"])[0])
         self.fingertip_sites = _ids(model, mujoco.mjtObj.mjOBJ_SITE, [f"fingertip_{f}" for f in tp.FINGER_NAMES])
+        self.fingertip_geoms = _ids(model, mujoco.mjtObj.mjOBJ_GEOM, [f"finger_tip_{f}" for f in tp.FINGER_NAMES])
         self.lower_link_bodies = _ids(model, mujoco.mjtObj.mjOBJ_BODY, list(tp.LOWER_LINK_NAMES))
         self.finger_root_bodies = model.body_rootid[self.lower_link_bodies]
         sensors = _ids(model, mujoco.mjtObj.mjOBJ_SENSOR, [f"fingertip_contact_{f}" for f in tp.FINGER_NAMES])
