@@ -101,6 +101,20 @@ class TestEnv:
         assert {"Episode/success_cube", "Episode/success_sphere"} <= set(logs[-1])
         assert logs[-1]["Episode/success_cube"].shape == (2,)
 
+    def test_the_critic_is_told_each_envs_object_and_the_actor_is_not(self):
+        """The critic's last four values: 1 for the sphere, then half sizes relative to the cube's minus 1; the actor's
+        observation keeps its size (the nominal cube's keypoints)."""
+        env = ReposeEnv(EnvConfig(num_envs=4, num_threads=1, seed=7, task=_task(("cube", "sphere"))))
+        plain = ReposeEnv(EnvConfig(num_envs=4, num_threads=1, seed=7, task=TaskConfig(level=1)))
+        obs = env.get_observations()
+        assert env.num_critic_obs == plain.num_critic_obs + 4 == obs["critic"].shape[-1]
+        assert obs["policy"].shape[-1] == plain.get_observations()["policy"].shape[-1]
+        torch.testing.assert_close(obs["critic"][:, -4:], torch.tensor([[0.0, 0, 0, 0], [1.0, 0, 0, 0]] * 2))
+        cuboid = ReposeEnv(EnvConfig(num_envs=2, num_threads=1, seed=7, task=_task(("cuboid", "cube_x0.5"))))
+        torch.testing.assert_close(cuboid.get_observations()["critic"][:, -4:],
+                                   torch.tensor([[0.0, 0.01 / 0.0325 - 1, 0.04 / 0.0325 - 1, 0.01 / 0.0325 - 1],
+                                                 [0.0, -0.5, -0.5, -0.5]]))
+
 
 class TestConfig:
     def test_bad_object_lists_are_refused_with_the_field_named(self):

@@ -78,6 +78,30 @@ class TestTrainResume:
             assert runner.alg.learning_rate == pytest.approx(expected)
             assert [g["lr"] for g in runner.alg.optimizer.param_groups] == pytest.approx([expected])
 
+    def test_init_from_can_take_the_actor_alone_and_raise_its_action_noise(self, tmp_path):
+        """init_from_critic=false starts a fresh critic where the critic's input differs (training across objects),
+        which a full load refuses with the field to set; init_from_min_std lifts a converged policy's noise."""
+        import torch
+
+        base = _tiny(1)
+        source = train(base, tmp_path / "a", show_progress=False)
+        task = base.env.task
+        objects = dataclasses.replace(task, randomization=dataclasses.replace(task.randomization,
+                                                                              objects=("cube", "sphere")))
+        mixed = dataclasses.replace(base, env=dataclasses.replace(base.env, task=objects), init_from=str(source))
+        with pytest.raises(ValueError, match="init_from_critic=false"):
+            train(mixed, tmp_path / "b", show_progress=False)
+        frozen = dataclasses.replace(mixed, init_from_critic=False, init_from_min_std=1.5,
+                                     ppo=dataclasses.replace(base.ppo, learning_rate=0.0, schedule="fixed"))
+        started = train(frozen, tmp_path / "c", show_progress=False)
+        a, b = (torch.load(p, weights_only=False)["actor_state_dict"] for p in (source, started))
+        weights = [k for k in a if "normalizer" not in k and "std" not in k]
+        assert weights and all(torch.equal(a[k], b[k]) for k in weights)
+        assert torch.all(b["distribution.std_param"] >= 1.5 - 1e-6)
+        assert torch.equal(b["distribution.std_param"], a["distribution.std_param"].clamp(min=1.5))
+        with pytest.raises(ValueError, match="init_from_min_std"):
+            dataclasses.replace(base, init_from_min_std=-0.1)
+
     def test_resume_without_checkpoint_names_the_folder(self, tmp_path):
         with pytest.raises(FileNotFoundError, match=str(tmp_path)):
             train(_tiny(1), tmp_path, resume=True, show_progress=False)

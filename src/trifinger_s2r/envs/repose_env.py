@@ -122,7 +122,8 @@ class ReposeEnv(VecEnv):
 
     @property
     def num_critic_obs(self) -> int:
-        return obs_fn.ACTOR_OBS_SIZE[self.task.obs_type] + obs_fn.PRIVILEGED_SIZE + PARAMS_VECTOR_SIZE
+        objects = object_rules.OBJECT_FEATURE_SIZE if self.objects is not None else 0
+        return obs_fn.ACTOR_OBS_SIZE[self.task.obs_type] + obs_fn.PRIVILEGED_SIZE + PARAMS_VECTOR_SIZE + objects
 
     def _init_buffers(self) -> None:
         n, d = self.num_envs, self.device
@@ -353,7 +354,10 @@ class ReposeEnv(VecEnv):
             state.fingertip_linvel_mps, state.fingertip_angvel_radps, state.applied_torque_nm,
             state.fingertip_wrench, task.torque_limit_nm,
         )
-        critic = torch.cat([true_actor, privileged, params_vector(self.params, task)], dim=-1)
+        parts = [true_actor, privileged, params_vector(self.params, task)]
+        if self.objects is not None:
+            parts.append(self.objects.features[self.objects.env_object])
+        critic = torch.cat(parts, dim=-1)
         critic = critic.nan_to_num().clamp(-obs_fn.OBS_CLIP, obs_fn.OBS_CLIP)
         return TensorDict({"policy": actor.nan_to_num(), "critic": critic}, batch_size=[self.num_envs])
 

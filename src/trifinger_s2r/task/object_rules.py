@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from trifinger_s2r.robot import cube
 from trifinger_s2r.robot.objects import ObjectVariant, bounding_radius_m, variant
 from trifinger_s2r.task.geometry import quat_from_yaw, quat_mul
 from trifinger_s2r.task.goals import FACE_UP_QUATS, object_goals, object_starts
@@ -32,6 +33,8 @@ class ObjectTable:
     """(K,) per variant."""
     resting_height_m: torch.Tensor
     """(K,) per variant."""
+    features: torch.Tensor
+    """(K, OBJECT_FEATURE_SIZE) per variant: what the privileged critic is told about the object (object_features)."""
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -51,7 +54,20 @@ def object_table(names: tuple[str, ...], env_object: torch.Tensor) -> ObjectTabl
         env_object=env_object,
         bounding_radius_m=torch.tensor(radius, device=device),
         resting_height_m=torch.tensor([v.resting_height_m for v in variants], device=device),
+        features=torch.stack([object_features(v) for v in variants]).to(device),
     )
+
+
+OBJECT_FEATURE_SIZE = 4
+
+
+def object_features(v: ObjectVariant) -> torch.Tensor:
+    """(4,) the object for the privileged critic: 1 for a sphere (0 for a box), then its half sizes along the body's
+    x, y, z relative to the cube's minus 1 (0 for the nominal cube). The actor never sees them (the paper's set-up:
+    the policy is given the nominal cube's keypoints), but a critic blind to the object must average the values of
+    a rolling sphere and a 752 g cube seen in the same state."""
+    half = torch.tensor(v.half_size_m, dtype=torch.float32) / cube.HALF_EDGE_M - 1.0
+    return torch.cat([torch.tensor([1.0 if v.shape == "sphere" else 0.0]), half])
 
 
 def start_positions(table: ObjectTable, env_ids: torch.Tensor, pos_m: torch.Tensor,

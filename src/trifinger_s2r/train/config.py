@@ -94,6 +94,12 @@ class TrainConfig:
     init_from: str = ""
     """A checkpoint whose actor and critic (with their normalisers) start this run; optimiser and iteration count
     start fresh (a curriculum: e.g. exact cube pose first, then the camera model). Empty: random initialisation."""
+    init_from_critic: bool = True
+    """Take init_from's critic too; false: only its actor, the critic starts fresh (needed where the critic's input
+    differs, e.g. training across objects adds the object's features; pair it with ppo.actor_warmup_iterations)."""
+    init_from_min_std: float = 0.0
+    """Raise init_from's action noise std to at least this (0: keep it): a converged policy's noise (~0.02-0.2)
+    explores too little to learn what its source run never met (other objects, another task)."""
     random_episode_start: bool = False
     """Start the first episodes at random points of their length, so that episode ends (and resets) spread over
     iterations instead of all falling on the same one (rsl_rl's init_at_random_ep_len)."""
@@ -116,6 +122,8 @@ class TrainConfig:
             raise ValueError(f"max_minutes must be >= 0 (0: no limit), got {self.max_minutes}")
         if self.torch_threads < 0:
             raise ValueError(f"torch_threads must be >= 0 (0: all cores), got {self.torch_threads}")
+        if self.init_from_min_std < 0:
+            raise ValueError(f"init_from_min_std must be >= 0 (0: keep the source's), got {self.init_from_min_std}")
 
 
 CPU_MODEL = ModelConfig(actor_hidden_dims=(256, 128, 64), critic_hidden_dims=(256, 256, 128))

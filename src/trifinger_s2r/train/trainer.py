@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import math
 import os
 import re
 import signal
@@ -114,7 +115,8 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, show_progress: 
     runner = make_runner(cfg, run_dir, group)
     start = 0
     if checkpoint is None and cfg.init_from:
-        _initialise_from(runner, Path(cfg.init_from), cfg.ppo.schedule == "adaptive")
+        _initialise_from(runner, Path(cfg.init_from), cfg.ppo.schedule == "adaptive", cfg.init_from_critic)
+        _raise_action_std(runner, cfg.init_from_min_std)
     if checkpoint is not None:
         runner.load(str(checkpoint))
         start = runner.current_learning_iteration + 1
@@ -130,8 +132,10 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, show_progress: 
     return latest_checkpoint(run_dir)
 
 
-def _initialise_from(runner: DistributedRunner, checkpoint: Path, adaptive_schedule: bool) -> None:
-    """Start from another run's actor and critic (weights and observation normalisers); the optimiser and the
+def _initialise_from(runner: DistributedRunner, checkpoint: Path, adaptive_schedule: bool,
+                     with_critic: bool = True) -> None:
+    """Start from another run's actor and critic (or its actor alone: `with_critic` false) with their observation
+    normalisers; the optimiser and the
     iteration count start fresh. Under the adaptive schedule the learning rate starts at the source run's where that
     is lower: a converged policy's action noise is small (~0.025), and one update at the configured 3e-4 moves it far
     beyond the KL target before the schedule can react (from the shipped level-4 checkpoint, training success fell from
@@ -139,14 +143,27 @@ def _initialise_from(runner: DistributedRunner, checkpoint: Path, adaptive_sched
     if not checkpoint.is_file():
         raise FileNotFoundError(f"init_from: no checkpoint at {checkpoint}")
     try:
-        runner.load(str(checkpoint), load_cfg={"actor": True, "critic": True}, map_location=str(runner.device))
+        runner.load(str(checkpoint), load_cfg={"actor": True, "critic": with_critic}, map_location=str(runner.device))
     except RuntimeError as err:
-        raise ValueError(f"init_from {checkpoint}: its networks do not match this run's config ({err})") from None
+        hint = " (a different critic input? set init_from_critic=false)" if with_critic else ""
+        raise ValueError(f"init_from {checkpoint}: its networks do not match this run's config{hint} ({err})") from None
     source_rate = _saved_learning_rate(checkpoint)
     if adaptive_schedule and source_rate is not None and source_rate < runner.alg.learning_rate:
         runner.alg.learning_rate = source_rate
         for group in runner.alg.optimizer.param_groups:
             group["lr"] = source_rate
+
+
+def _raise_action_std(runner: DistributedRunner, min_std: float) -> None:
+    """Lift every action dimension's noise std to at least min_std (0: unchanged)."""
+    if min_std <= 0:
+        return
+    distribution = runner.alg.actor.distribution
+    with torch.no_grad():
+        if hasattr(distribution, "std_param"):
+            distribution.std_param.clamp_(min=min_std)
+        else:
+            distribution.log_std_param.clamp_(min=math.log(min_std))
 
 
 def _saved_learning_rate(checkpoint: Path) -> float | None:
