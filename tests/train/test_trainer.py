@@ -8,6 +8,7 @@ import json
 import pytest
 
 from trifinger_s2r.cli import main
+from trifinger_s2r.export.checkpoint import checkpoint_policy
 from trifinger_s2r.train.config import PRESETS, apply_overrides, config_keys, preset, to_rsl_rl
 from trifinger_s2r.train.distributed import process_group_from_env
 from trifinger_s2r.train.trainer import _initialise_from, latest_checkpoint, load_config, make_runner, new_run_dir, train
@@ -101,6 +102,11 @@ class TestTrainResume:
         assert torch.equal(b["distribution.std_param"], a["distribution.std_param"].clamp(min=1.5))
         with pytest.raises(ValueError, match="init_from_min_std"):
             dataclasses.replace(base, init_from_min_std=-0.1)
+        policy, _ = checkpoint_policy(started)  # evaluation's env has no objects: the policy is the actor alone
+        from trifinger_s2r.envs.repose_env import ReposeEnv
+
+        probe = ReposeEnv(dataclasses.replace(base.env, num_envs=2))
+        assert policy(probe.get_observations()).shape == (2, 9)
 
     def test_resume_without_checkpoint_names_the_folder(self, tmp_path):
         with pytest.raises(FileNotFoundError, match=str(tmp_path)):

@@ -39,5 +39,6 @@ def checkpoint_policy(checkpoint: Path) -> tuple[Policy, TrainConfig]:
     probe = ReposeEnv(probe_env)
     with contextlib.redirect_stdout(io.StringIO()):  # rsl_rl prints its model summary
         runner = OnPolicyRunner(probe, to_rsl_rl(cfg), log_dir=None, device="cpu")
-    runner.load(str(checkpoint), map_location="cpu")
+    # the actor alone: a run across objects gave its critic the object's features, which evaluation's env lacks
+    runner.load(str(checkpoint), load_cfg={"actor": True}, map_location="cpu")
     return runner.get_inference_policy("cpu"), cfg
