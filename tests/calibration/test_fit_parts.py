@@ -56,6 +56,12 @@ class TestLinkDamping:
         with pytest.raises(ValueError, match="link_damping_per_s"):
             ReplayConfig(link_damping_per_s=-0.1)
 
+    def test_a_window_shorter_than_a_camera_period_is_refused(self):
+        """It would hold no camera frame to compare the cube with (it crashed inside make_windows before)."""
+        with pytest.raises(ValueError, match="at least one camera period"):
+            ReplayConfig(window_steps=60)
+        assert ReplayConfig(window_steps=100).window_steps == 100
+
 
 class TestReplayContactModel:
     def test_the_replay_simulates_with_the_configured_friction_cone(self):

@@ -39,6 +39,8 @@ JOINT_STD_RAD = 0.002
 """Residual scales: joint positions, joint velocities, cube positions (the tracker's noise)."""
 JOINT_VEL_STD_RADPS = 0.1
 CUBE_STD_M = 0.002
+CAMERA_PERIOD_STEPS = ROBOT_RATE_HZ // 10
+"""Robot steps between two camera frames (10 Hz): a window compares the cube at the frames inside it."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,9 @@ class ReplayConfig:
         ContactModel(self.friction_cone, self.impratio)  # validates both
         if self.window_steps <= 0 or self.window_steps % self.compare_every_steps:
             raise ValueError("window_steps must be a positive multiple of compare_every_steps")
+        if self.window_steps < CAMERA_PERIOD_STEPS:
+            raise ValueError(f"window_steps must be at least one camera period ({CAMERA_PERIOD_STEPS} robot steps), "
+                             f"got {self.window_steps}: a window compares the cube at the camera frames inside it")
         if not self.link_damping_per_s >= 0:
             raise ValueError(f"link_damping_per_s must be >= 0, got {self.link_damping_per_s}")
 
@@ -116,7 +121,7 @@ def _rest_pose(position_m: np.ndarray, quat_xyzw: np.ndarray) -> tuple[np.ndarra
 
 def make_windows(logs: list[RobotLog], cfg: ReplayConfig) -> Windows:
     """Every replay window of the logs, at most cfg.max_windows of them."""
-    period = ROBOT_RATE_HZ // 10
+    period = CAMERA_PERIOD_STEPS
     frames_per_window = cfg.window_steps // period
     rows: list[dict] = []
     tips = _Fingertips() if cfg.held_windows else None  # a MuJoCo model, only where held windows need it
@@ -190,7 +195,7 @@ class Replayer:
         backend.batch.forward()
         torque = np.tile(np.clip(w.torque_nm, -tp.MAX_TORQUE_NM, tp.MAX_TORQUE_NM), (self.candidates, 1, 1))
         joints, velocities, cubes = [], [], []
-        period = ROBOT_RATE_HZ // 10
+        period = CAMERA_PERIOD_STEPS
         for step in range(cfg.window_steps):
             if self._link_damping is not None:
                 self._link_damping.apply(cfg.link_damping_per_s)
