@@ -119,6 +119,17 @@ class TestSafety:
         result, _, _ = _run(_constant([0.2] * 9), frontend, steps=5)
         assert result.status == STATUS_RUNAWAY_VELOCITY and result.policy_steps == 1
 
+    def test_an_object_raised_during_the_episode_ends_lifted(self):
+        frontend = FakeFrontend()
+
+        def raising(obs):
+            frontend.cube_position = frontend.cube_position + np.array([0.0, 0.0, 0.005])
+            return torch.zeros(1, 9)
+
+        resting, _, _ = _run(_constant([0.0] * 9), steps=5)
+        raised, _, _ = _run(raising, frontend, steps=5)
+        assert not resting.lifted and raised.lifted
+
     def test_torque_is_clipped_to_the_policy_scale(self):
         _, _, frontend = _run(_constant([3.0] * 9), steps=1)
         assert np.allclose(frontend.actions[-1].torque, 0.396)
@@ -134,7 +145,7 @@ class TestDeploymentLogs:
         summary = run_deployment(_constant([0.0] * 9), METADATA, FakeRobot(FakeFrontend()),
                                  DeployConfig(episodes=2, seed=1), tmp_path, policy_name="zero")
         assert {"success_rate", "ci80_low", "ci80_high", "episodes", "mean_position_error_m",
-                "mean_orientation_error_rad"} <= set(summary)
+                "mean_orientation_error_rad", "lifted_share"} <= set(summary)
         assert summary["episodes"] == 2 and summary["judged_by"] == "tracker"
         report = json.loads((tmp_path / REPORT_FILE).read_text())
         assert [r["status"] for r in report["episode_results"]] == ["ok", "ok"]

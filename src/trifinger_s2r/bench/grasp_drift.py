@@ -20,10 +20,11 @@ def measure_drift(policy: Callable, cfg, episodes: int, seed: int, yaw_rad: floa
     stay inside: the CLI builds this parser for every command, farm HTTP commands included."""
     import torch
 
-    from trifinger_s2r.envs.repose_env import LIFTED_M, ReposeEnv
+    from trifinger_s2r.envs.repose_env import ReposeEnv
     from trifinger_s2r.task import curriculum
     from trifinger_s2r.task.config import for_evaluation
     from trifinger_s2r.task.geometry import rotation_angle_between
+    from trifinger_s2r.task.goals import LIFTED_M
 
     stages = dataclasses.replace(cfg.env.task.curriculum, enabled=True, full_difficulty_share=0.0)
     task = dataclasses.replace(for_evaluation(cfg.env.task), level=4, curriculum=stages)

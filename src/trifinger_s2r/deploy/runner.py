@@ -109,6 +109,8 @@ class EpisodeResult:
     """Robot steps with a joint past its soft limit (the robot's own safety then overrides the action)."""
     fast_joint_steps: int
     """Robot steps with a joint faster than 10 rad/s."""
+    lifted: bool = False
+    """The object ends more than 1 cm above its height at the first step (every episode starts on the table)."""
 
 
 class HeldPose:
@@ -185,9 +187,12 @@ class EpisodeRunner:
         last_action = np.zeros(self.spec.action_size)
         status, message, step = STATUS_OK, "", 0
         t = platform.append_desired_action(platform.Action(torque=np.zeros(tp.NUM_JOINTS)))
+        start_height_m = float("inf")
         for step in range(episode_length_steps):  # noqa: B007 (step is reported after the loop)
             robot_observation = platform.get_robot_observation(t)
             pose.update(platform.get_camera_observation(t))
+            if step == 0:
+                start_height_m = self._object_pose(pose)[0][2]
             status, message = check_joints(robot_observation)
             if status != STATUS_OK:
                 break
@@ -212,7 +217,7 @@ class EpisodeRunner:
             step = episode_length_steps
         if status != STATUS_OK:
             self._safe_stop(platform)
-        return self._judge(status, message, step, pose, goal, record, counters), record
+        return self._judge(status, message, step, pose, goal, record, counters, start_height_m), record
 
     def _record_policy_step(self, record: EpisodeRecord, t: int, obs: torch.Tensor, action: np.ndarray,
                             inference_s: float, pose: HeldPose, goal: Goal) -> None:
@@ -224,6 +229,11 @@ class EpisodeRunner:
                            ("orientation_error_rad", rot_err)):
             record.policy[key].append(value)
 
+    def _object_pose(self, pose: HeldPose) -> tuple[np.ndarray, np.ndarray]:
+        """The object's pose as judged: the simulator's true pose where there is one, else the tracker's."""
+        true_pose = self.robot.true_object_pose()
+        return true_pose if true_pose is not None else (pose.position_m, pose.quat_xyzw)
+
     @staticmethod
     def _safe_stop(platform: RobotPlatform) -> None:
         zero = platform.Action(torque=np.zeros(tp.NUM_JOINTS))
@@ -231,10 +241,9 @@ class EpisodeRunner:
             platform.append_desired_action(zero)
 
     def _judge(self, status: str, message: str, steps: int, pose: HeldPose, goal: Goal, record: EpisodeRecord,
-               counters: dict) -> EpisodeResult:
-        true_pose = self.robot.true_object_pose()
-        judged_by = "true_pose" if true_pose is not None else "tracker"
-        position, quat = true_pose if true_pose is not None else (pose.position_m, pose.quat_xyzw)
+               counters: dict, start_height_m: float) -> EpisodeResult:
+        position, quat = self._object_pose(pose)
+        judged_by = "true_pose" if self.robot.true_object_pose() is not None else "tracker"
         pos_err, rot_err = _errors(position, quat, goal)
         success = status == STATUS_OK and pos_err <= self.spec.success_position_m
         if goals.orientation_matters(goal.level):
@@ -245,6 +254,7 @@ class EpisodeRunner:
             orientation_error_rad=rot_err, judged_by=judged_by, policy_steps=steps,
             action_repetitions=counters["action_repetitions"], max_inference_s=max(inference, default=0.0),
             soft_limit_steps=counters["soft_limit_steps"], fast_joint_steps=counters["fast_joint_steps"],
+            lifted=bool(position[2] > start_height_m + goals.LIFTED_M),
         )
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from trifinger_s2r.deploy.platform import Robot
 from trifinger_s2r.deploy.runner import EpisodeResult, EpisodeRunner, Goal, PolicySpec, sample_episode_poses
-from trifinger_s2r.eval.metrics import success_summary
+from trifinger_s2r.eval.metrics import lifted_summary, success_summary
 
 INFO_FILE = "info.json"
 REPORT_FILE = "report.json"
@@ -122,6 +122,8 @@ def run_deployment(
     summary.update(platform=robot.kind, robot=robot.name, statuses=dict(Counter(r.status for r in results)),
                    judged_by=results[0].judged_by,
                    max_action_repetitions=max(r.action_repetitions for r in results))
+    summary.update(lifted_summary([r.success for r in results], [r.orientation_error_rad for r in results],
+                                  [r.lifted for r in results]))
     if log_dir is not None:
         _write_json(Path(log_dir) / REPORT_FILE, {
             **summary, "episode_results": [asdict(r) for r in results],

@@ -31,8 +31,6 @@ from trifinger_s2r.timing import Timing
 
 CUBE_DROP_HEIGHT_M = 0.0005
 """A reset cube starts this far above its resting height, so it never starts in the table."""
-LIFTED_M = 0.01
-"""A cube whose centre is this far above its resting height counts as lifted (training diagnostics)."""
 
 
 @dataclass(frozen=True)
@@ -319,7 +317,7 @@ class ReposeEnv(VecEnv):
             log["Episode/success_rate"] = success[ended].float()
             log["Episode/final_position_error_m"] = pos_err[ended]
             log["Episode/final_orientation_error_rad"] = rot_err[ended]
-            lifted = state.cube_pos_m[:, 2] > self.resting_height_m() + LIFTED_M
+            lifted = state.cube_pos_m[:, 2] > self.resting_height_m() + goals.LIFTED_M
             log["Episode/lifted_at_end"] = lifted[ended].float()
             if self.objects is not None:
                 for index, name in enumerate(self.objects.names):

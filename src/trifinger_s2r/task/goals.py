@@ -16,6 +16,8 @@ identity; 3: xy and z in [0.0325, 0.1], identity; 4: xy, z in [0.0563, 0.1], uni
 MAX_COM_DISTANCE_M = tp.ARENA_RADIUS_M - cube.CIRCUMRADIUS_M
 MIN_HEIGHT_M = cube.HALF_EDGE_M
 MAX_HEIGHT_M = 0.1
+LIFTED_M = 0.01
+"""An object whose centre ends more than this above its resting height counts as lifted (level-4 diagnostics)."""
 LEVEL_2_HEIGHT_M = MIN_HEIGHT_M + 0.05
 
 ON_TABLE_LEVELS = (-1, 1)
