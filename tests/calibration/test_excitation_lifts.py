@@ -117,3 +117,21 @@ def test_a_held_cube_starts_where_the_fingertips_touch_it(lift_log):
             corrected.append(np.linalg.norm(tips.touching_position_m(q, off, quats[i]) - positions[i]))
     assert max(kept) < 3e-4
     assert np.median(corrected) < 0.5 * np.median(noisy)
+
+
+def test_windows_of_a_held_cube_are_kept_before_windows_at_rest(lift_log):
+    """A held cube that does not move still carries its weight on the fingers, the mass's evidence: under a window
+    limit, held and moving windows are kept first; thinned, they still span the log from its first to its last."""
+    log = [read_log(lift_log[1])]
+    every = make_windows(log, HELD)
+    informative = every.cube_held | every.cube_moved
+    assert (every.cube_held & ~every.cube_moved).any() and (~informative).any()
+    limit = int(informative.sum()) + 2
+    chosen = make_windows(log, ReplayConfig(max_windows=limit, held_windows=True))
+    assert len(chosen) == limit
+    assert chosen.cube_held.sum() == every.cube_held.sum()
+    assert (chosen.cube_held | chosen.cube_moved).sum() == informative.sum()
+    thinned = make_windows(log, ReplayConfig(max_windows=4, held_windows=True))
+    assert (thinned.cube_held | thinned.cube_moved).all()
+    first, last = np.flatnonzero(informative)[[0, -1]]
+    np.testing.assert_array_equal(thinned.torque_nm[[0, -1]], every.torque_nm[[first, last]])

@@ -76,7 +76,8 @@ class TestReplayContactModel:
                          cube_quat0_xyzw=np.array([[0.0, 0.0, 0.0, 1.0]]), cube_vel0_mps=np.zeros((1, 3)),
                          torque_nm=np.zeros((1, 300, 9)),
                          joint_pos_rad=np.zeros((1, 15, 9)), joint_vel_radps=np.zeros((1, 15, 9)),
-                         cube_pos_m=np.zeros((1, 3, 3)), cube_moved=np.array([False]))
+                         cube_pos_m=np.zeros((1, 3, 3)), cube_moved=np.array([False]),
+                         cube_held=np.array([False]))
         stiff = Replayer(window, 1, ReplayConfig(friction_cone="elliptic", impratio=10.0), num_threads=1)
         assert stiff.backend.model.opt.cone == mujoco.mjtCone.mjCONE_ELLIPTIC and stiff.backend.model.opt.impratio == 10
         soft = Replayer(window, 1, ReplayConfig(), num_threads=1)

@@ -49,7 +49,8 @@ class ReplayConfig:
     """Robot steps per window (0.3 s: three camera frames)."""
     compare_every_steps: int = 20
     max_windows: int = 64
-    """Windows in which the cube moves are kept first, then windows spread evenly over the logs."""
+    """Windows in which the cube moves or is held in the air are kept first, then windows at rest (each group spread
+    evenly over the logs where it is thinned)."""
     link_damping_per_s: float = 0.0
     """Bullet-style damping of every finger link (1/s; 0: none): a force -k (1 + |v|) m v at the link's centre of
     mass and a torque -k (1 + |w|) I w, as btMultiBody applies its linear and angular damping (trifinger_simulation
@@ -99,6 +100,8 @@ class Windows:
     """(W, F, 3) logged cube position at the frames inside the window; F = S // camera period."""
     cube_moved: np.ndarray
     """(W,) bool: the cube moved (or was lifted) more than MOVED_M within the window."""
+    cube_held: np.ndarray
+    """(W,) bool: the window starts with the cube in the air, held by the fingers."""
 
     def __len__(self) -> int:
         return len(self.torque_nm)
@@ -142,7 +145,8 @@ def make_windows(logs: list[RobotLog], cfg: ReplayConfig) -> Windows:
             if held and cfg.touching_start:
                 pos0 = tips.touching_position_m(log.joint_pos_rad[k], pos0, quat0)
             vel0 = np.zeros(3) if on_table else tips.mean_mps(log.joint_pos_rad[k], log.joint_vel_radps[k])
-            rows.append(_window(log, k, pos0, quat0, vel0, positions[i + 1 : i + 1 + frames_per_window], cfg))
+            rows.append(_window(log, k, pos0, quat0, vel0, positions[i + 1 : i + 1 + frames_per_window], cfg)
+                        | {"cube_held": bool(held)})
     if not rows:
         raise ValueError("the logs hold no replay window (the cube never rested on the table between two frames)")
     return _select(rows, cfg.max_windows)
@@ -158,13 +162,21 @@ def _window(log: RobotLog, k: int, pos0: np.ndarray, quat0: np.ndarray, vel0: np
             "cube_moved": bool(np.linalg.norm(later[:, :3] - pos0, axis=1).max() > MOVED_M)}
 
 
+def _spread_evenly(rows: list[dict], count: int) -> list[dict]:
+    if count <= 0:
+        return []
+    if count >= len(rows):
+        return rows
+    return [rows[i] for i in np.unique(np.linspace(0, len(rows) - 1, count).astype(int))]
+
+
 def _select(rows: list[dict], limit: int) -> Windows:
-    moved = [r for r in rows if r["cube_moved"]][:limit]
-    rest = [r for r in rows if not r["cube_moved"]]
-    spare = limit - len(moved)
-    if spare > 0 and rest:
-        rest = [rest[i] for i in np.unique(np.linspace(0, len(rest) - 1, min(spare, len(rest))).astype(int))]
-    chosen = moved + (rest if spare > 0 else [])
+    """Windows that see the cube move or held in the air first (they carry what the fit is after: its mass and
+    frictions), then windows at rest; each group spread evenly over the logs where it must be thinned."""
+    informative = [r for r in rows if r["cube_moved"] or r["cube_held"]]
+    rest = [r for r in rows if not (r["cube_moved"] or r["cube_held"])]
+    chosen = _spread_evenly(informative, limit)
+    chosen = chosen + _spread_evenly(rest, limit - len(chosen))
     return Windows(**{key: np.stack([r[key] for r in chosen]) for key in rows[0]})
 
 
