@@ -145,21 +145,20 @@ def make_windows(logs: list[RobotLog], cfg: ReplayConfig) -> Windows:
             if held and cfg.touching_start:
                 pos0 = tips.touching_position_m(log.joint_pos_rad[k], pos0, quat0)
             vel0 = np.zeros(3) if on_table else tips.mean_mps(log.joint_pos_rad[k], log.joint_vel_radps[k])
-            rows.append(_window(log, k, pos0, quat0, vel0, positions[i + 1 : i + 1 + frames_per_window], cfg)
-                        | {"cube_held": bool(held)})
+            rows.append(_window(log, k, pos0, quat0, vel0, positions[i + 1 : i + 1 + frames_per_window], held, cfg))
     if not rows:
         raise ValueError("the logs hold no replay window (the cube never rested on the table between two frames)")
     return _select(rows, cfg.max_windows)
 
 
 def _window(log: RobotLog, k: int, pos0: np.ndarray, quat0: np.ndarray, vel0: np.ndarray, later: np.ndarray,
-            cfg: ReplayConfig) -> dict:
+            held: bool, cfg: ReplayConfig) -> dict:
     compare = k + np.arange(cfg.compare_every_steps, cfg.window_steps + 1, cfg.compare_every_steps)
     return {"joint_pos0_rad": log.joint_pos_rad[k], "joint_vel0_radps": log.joint_vel_radps[k], "cube_pos0_m": pos0,
             "cube_quat0_xyzw": quat0, "cube_vel0_mps": vel0, "torque_nm": log.torque_nm[k : k + cfg.window_steps],
             "joint_pos_rad": log.joint_pos_rad[compare], "joint_vel_radps": log.joint_vel_radps[compare],
             "cube_pos_m": later[:, :3],
-            "cube_moved": bool(np.linalg.norm(later[:, :3] - pos0, axis=1).max() > MOVED_M)}
+            "cube_moved": bool(np.linalg.norm(later[:, :3] - pos0, axis=1).max() > MOVED_M), "cube_held": bool(held)}
 
 
 def _spread_evenly(rows: list[dict], count: int) -> list[dict]:
