@@ -13,9 +13,9 @@ from trifinger_s2r.calibration.params import PhysicalParams
 from trifinger_s2r.calibration.replay import (
     CUBE_STD_M,
     HELD_ABOVE_M,
+    Fingertips,
     ReplayConfig,
     Replayer,
-    _Fingertips,
     fresh_frames,
     make_windows,
 )
@@ -106,7 +106,7 @@ def test_a_held_cube_starts_where_the_fingertips_touch_it(lift_log):
     rows, positions, quats = fresh_frames(log)
     held = np.flatnonzero(positions[:, 2] > cube.HALF_EDGE_M + HELD_ABOVE_M)
     assert len(held) >= 4
-    tips, rng = _Fingertips(), np.random.default_rng(0)
+    tips, rng = Fingertips(), np.random.default_rng(0)
     kept, noisy, corrected = [], [], []
     for i in held:
         q = log.joint_pos_rad[rows[i]]

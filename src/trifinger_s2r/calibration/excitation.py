@@ -44,9 +44,10 @@ class ExcitationConfig:
     """Joint sweeps about home."""
     sweep_amplitude_rad: tuple[float, float, float] = (0.25, 0.3, 0.35)
     lifts: int = 0
-    """Grasp-lift-hold-lower-release cycles after the sweeps (0, the default: none). Replayed with
-    `ReplayConfig.held_windows` they show the cube's weight carried by the fingers; on PyBullet that did not recover
-    the cube's mass (its fingertip contacts are unlike MuJoCo's: docs/benchmarks.md, 2026-12-05 calibration)."""
+    """Grasp-lift-hold-lower-release cycles after the sweeps (0, the default: none). While the cube is held the
+    fingers carry its whole weight: calibration weighs it there by the joint torques (calibration.held_weight; the
+    replay of `ReplayConfig.held_windows` alone fitted PyBullet's cubes 13-36% heavy, its contacts being unlike
+    MuJoCo's: docs/benchmarks.md)."""
     lift_height_m: float = 0.04
     lift_approach_s: float = 0.9
     """Each of the two joint-space moves to beside the cube (over it, then down) and back."""

@@ -6,11 +6,12 @@ much the windows disagree, i.e. model error)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.optimize import least_squares
 
+from trifinger_s2r.calibration.held_weight import MIN_HELD_FRAMES, HeldRows, held_rows
 from trifinger_s2r.calibration.logs import RobotLog
 from trifinger_s2r.calibration.params import PhysicalParams
 from trifinger_s2r.calibration.replay import ReplayConfig, Replayer, make_windows
@@ -53,6 +54,10 @@ class FitConfig:
     lowest cost wins: the replay error has a basin near each, and a solver started in one stays there (PyBullet's
     fingertips grip the cube with 0.5 against our nominal 1.0; started at 1.0 the fit ends at 1.09 with a worse
     error, docs/benchmarks.md)."""
+    weigh_held_cube: bool = True
+    """Where the logs show the cube held still in the air (at least MIN_HELD_FRAMES camera frames), its mass is not
+    fitted by the replay but weighed by the joint torques at the other parameters (calibration.held_weight): the
+    replay's contact model biased it (PyBullet: +13-36%), the force balance does not depend on one."""
 
     def __post_init__(self) -> None:
         if not self.finger_cube_friction_starts:
@@ -76,65 +81,122 @@ class FitResult:
     windows_cube_moved: int
     starts: tuple[dict, ...] = ()
     """Each solver run: its finger-cube friction at the start, where it ended, and its final cost."""
+    held_frames: int = 0
+    """Camera frames that weighed the held cube (0: the mass was fitted by the replay)."""
+
+
+CUBE_CONTACT = ("cube_table_friction", "finger_cube_friction", "contact_timeconst_s")
+"""What the second stage refits once the held cube is weighed (the fingers' own parameters and the mass fixed)."""
 
 
 def fit_physics(logs: list[RobotLog], cfg: FitConfig | None = None, start: PhysicalParams | None = None,
                 progress=None) -> FitResult:
     """Least-squares fit of every PhysicalParams field to the logs' replay windows, starting at `start` (also the
-    prior's centre; default our nominal robot)."""
+    prior's centre; default our nominal robot). Where the logs show the cube held (cfg.weigh_held_cube), a second
+    stage weighs it at the first stage's motor parameters and refits the cube's contact parameters with that mass:
+    a mass tied to the torque scale inside one fit let the replay's bias on the mass move the torque scale instead
+    (+5-7% on PyBullet, docs/benchmarks.md)."""
     cfg, start = cfg or FitConfig(), start or PhysicalParams()
     windows = make_windows(logs, cfg.replay)
-    single = Replayer(windows, 1, cfg.replay, cfg.num_threads)
-    window_of_row = _window_of_row(windows)
+    held = held_rows(logs) if cfg.weigh_held_cube else None
+    held = held if held is not None and held.frames >= MIN_HELD_FRAMES else None
     names = PhysicalParams.names()
-    many = Replayer(windows, len(names), cfg.replay, cfg.num_threads)
-    typical, x0 = TYPICAL.vector(), start.vector()
-
-    def to_params(z: np.ndarray) -> PhysicalParams:
-        return PhysicalParams.from_vector(x0 + z * typical)
-
-    def residuals(z: np.ndarray) -> np.ndarray:
-        return np.concatenate([single.residuals([to_params(z)])[0], z])
-
-    def jacobian(z: np.ndarray) -> np.ndarray:
-        base = residuals(z)
-        steps = [z + FD_STEP * np.eye(len(z))[i] for i in range(len(z))]
-        upper = (UPPER.vector() - x0) / typical
-        steps = [np.where(s > upper, z - FD_STEP * np.eye(len(z))[i], s) for i, s in enumerate(steps)]
-        data = many.residuals([to_params(s) for s in steps])
-        cols = [(np.concatenate([data[i], steps[i]]) - base) / (steps[i][i] - z[i]) for i in range(len(z))]
-        if progress is not None:
-            progress(f"cost {0.5 * float(base @ base):.1f} at {to_params(z)}")
-        return np.stack(cols, axis=1)
-
-    before = single.error_summary(start)
-    lower, upper = (LOWER.vector() - x0) / typical, (UPPER.vector() - x0) / typical
-    friction = names.index("finger_cube_friction")
-    runs = []
-    for friction_start in cfg.finger_cube_friction_starts:
-        z_start = np.zeros(len(names))
-        z_start[friction] = (friction_start - x0[friction]) / typical[friction]
-        z_start = np.clip(z_start, lower + 0.2, upper - 0.2)  # inside the bounds: a solver started on one
-        # truncates every step that points at it
-        solution = least_squares(residuals, z_start, jac=jacobian, bounds=(lower, upper), x_scale=1.0,
-                                 max_nfev=cfg.max_evaluations, method="trf", loss=cfg.loss, f_scale=cfg.loss_scale)
-        if progress is not None:
-            progress(f"least_squares from finger-cube friction {friction_start}: {solution.message} "
-                     f"({solution.nfev} evaluations, cost {solution.cost:.1f})")
-        runs.append((friction_start, solution))
-    solution = min((s for _, s in runs), key=lambda s: s.cost)
-    starts = tuple({"finger_cube_friction_start": f, "finger_cube_friction": float(to_params(s.x).finger_cube_friction),
-                    "cost": float(s.cost)} for f, s in runs)
-    params = to_params(solution.x)
-    raw_jac = jacobian(solution.x)  # least_squares' own is rescaled by the robust loss
-    weights = _loss_weights(solution.fun, cfg.loss, cfg.loss_scale)
-    spread = _spread(raw_jac * np.sqrt(weights)[:, None], solution.fun * np.sqrt(weights), typical)
-    boot = _bootstrap_spread(raw_jac, solution.fun, weights, window_of_row, len(windows), solution.x,
-                             (lower, upper), typical, cfg) if cfg.bootstrap_samples > 0 else spread
+    problem = _Problem(windows, cfg, start, progress)
+    before = problem.single.error_summary(start)
+    runs = [problem.solve(np.zeros(len(names)), list(range(len(names))), f) for f in cfg.finger_cube_friction_starts]
+    solution = min(runs, key=lambda r: r[1].cost)
+    starts = tuple({"finger_cube_friction_start": f, "finger_cube_friction": float(problem.to_params(z).finger_cube_friction),
+                    "cost": float(sol.cost)} for f, (z, sol) in zip(cfg.finger_cube_friction_starts, runs, strict=True))
+    z = solution[0]
+    if held is not None:
+        mass = names.index("cube_mass_kg")
+        z = z.copy()
+        z[mass] = (_weighed_mass_kg(held, problem.to_params(z)) - problem.x0[mass]) / problem.typical[mass]
+        z, _ = problem.solve(z, [names.index(n) for n in CUBE_CONTACT], None)
+    params = problem.to_params(z)
+    fun = problem.residuals(z)
+    raw_jac = problem.jacobian(z, list(range(len(names))))
+    weights = _loss_weights(fun, cfg.loss, cfg.loss_scale)
+    spread = _spread(raw_jac * np.sqrt(weights)[:, None], fun * np.sqrt(weights), problem.typical)
+    boot = _bootstrap_spread(raw_jac, fun, weights, _window_of_row(windows), len(windows), z, problem.bounds,
+                             problem.typical, cfg) if cfg.bootstrap_samples > 0 else spread
+    if held is not None:
+        spread[mass] = _weighed_mass_spread_kg(held, params, spread[names.index("torque_scale")])
+        boot[mass] = _weighed_mass_spread_kg(held, params, boot[names.index("torque_scale")])
     return FitResult(params=params, spread=PhysicalParams.from_vector(spread),
                      bootstrap_spread=PhysicalParams.from_vector(boot), before=before,
-                     after=single.error_summary(params), windows=len(windows),
-                     windows_cube_moved=int(windows.cube_moved.sum()), starts=starts)
+                     after=problem.single.error_summary(params), windows=len(windows),
+                     windows_cube_moved=int(windows.cube_moved.sum()), starts=starts,
+                     held_frames=held.frames if held is not None else 0)
+
+
+class _Problem:
+    """The replay error in prior-width units z (z = 0: the start), solved over a subset of the parameters."""
+
+    def __init__(self, windows, cfg: FitConfig, start: PhysicalParams, progress) -> None:
+        self.windows, self.cfg, self.progress = windows, cfg, progress
+        self.single = Replayer(windows, 1, cfg.replay, cfg.num_threads)
+        self._many: dict[int, Replayer] = {}
+        self.typical, self.x0 = TYPICAL.vector(), start.vector()
+        self.bounds = ((LOWER.vector() - self.x0) / self.typical, (UPPER.vector() - self.x0) / self.typical)
+
+    def to_params(self, z: np.ndarray) -> PhysicalParams:
+        return PhysicalParams.from_vector(self.x0 + z * self.typical)
+
+    def residuals(self, z: np.ndarray) -> np.ndarray:
+        return np.concatenate([self.single.residuals([self.to_params(z)])[0], z])
+
+    def jacobian(self, z: np.ndarray, free: list[int]) -> np.ndarray:
+        """(R, len(free)) forward differences (backward at the upper bound), all in one batch."""
+        if len(free) not in self._many:
+            self._many[len(free)] = Replayer(self.windows, len(free), self.cfg.replay, self.cfg.num_threads)
+        base = self.residuals(z)
+        eye = np.eye(len(z))
+        steps = [np.where(z + FD_STEP * eye[i] > self.bounds[1], z - FD_STEP * eye[i], z + FD_STEP * eye[i])
+                 for i in free]
+        data = self._many[len(free)].residuals([self.to_params(s) for s in steps])
+        cols = [(np.concatenate([d, s]) - base) / (s[i] - z[i]) for i, d, s in zip(free, data, steps, strict=True)]
+        if self.progress is not None:
+            self.progress(f"cost {0.5 * float(base @ base):.1f} at {self.to_params(z)}")
+        return np.stack(cols, axis=1)
+
+    def solve(self, z0: np.ndarray, free: list[int], finger_cube_friction: float | None):
+        """least_squares over the `free` entries of z from z0 (its finger-cube friction set first where given);
+        returns (z, scipy's result)."""
+        lower, upper = self.bounds
+        z0 = z0.copy()
+        if finger_cube_friction is not None:
+            i = PhysicalParams.names().index("finger_cube_friction")
+            z0[i] = (finger_cube_friction - self.x0[i]) / self.typical[i]
+        # inside the bounds: a solver started on one truncates every step that points at it
+        z0[free] = np.clip(z0[free], lower[free] + 0.2, upper[free] - 0.2)
+
+        def full(zf: np.ndarray) -> np.ndarray:
+            z = z0.copy()
+            z[free] = zf
+            return z
+
+        solution = least_squares(lambda zf: self.residuals(full(zf)), z0[free],
+                                 jac=lambda zf: self.jacobian(full(zf), free), bounds=(lower[free], upper[free]),
+                                 x_scale=1.0, max_nfev=self.cfg.max_evaluations, method="trf", loss=self.cfg.loss,
+                                 f_scale=self.cfg.loss_scale)
+        if self.progress is not None:
+            names = [PhysicalParams.names()[i] for i in free] if len(free) < len(z0) else "every parameter"
+            self.progress(f"least_squares over {names} from finger-cube friction {finger_cube_friction}: "
+                          f"{solution.message} ({solution.nfev} evaluations, cost {solution.cost:.1f})")
+        return full(solution.x), solution
+
+
+def _weighed_mass_kg(held: HeldRows, params: PhysicalParams) -> float:
+    """The held cube's weighed mass, kept inside the fit's bounds."""
+    return float(np.clip(held.mass_kg(params)[0], LOWER.cube_mass_kg, UPPER.cube_mass_kg))
+
+
+def _weighed_mass_spread_kg(held: HeldRows, params: PhysicalParams, torque_scale_spread: float) -> float:
+    """The weighed mass's standard error over frames and what the torque scale's spread moves it by."""
+    _, frames_spread = held.mass_kg(params)
+    shifted = held.mass_kg(replace(params, torque_scale=params.torque_scale + torque_scale_spread))[0]
+    return float(np.hypot(frames_spread, shifted - held.mass_kg(params)[0]))
 
 
 def _window_of_row(windows) -> np.ndarray:

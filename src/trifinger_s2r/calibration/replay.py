@@ -127,7 +127,7 @@ def make_windows(logs: list[RobotLog], cfg: ReplayConfig) -> Windows:
     period = CAMERA_PERIOD_STEPS
     frames_per_window = cfg.window_steps // period
     rows: list[dict] = []
-    tips = _Fingertips() if cfg.held_windows else None  # a MuJoCo model, only where held windows need it
+    tips = Fingertips() if cfg.held_windows else None  # a MuJoCo model, only where held windows need it
     for log in logs:
         frame_rows, positions, quats = fresh_frames(log)
         for i in range(1, len(frame_rows) - frames_per_window):
@@ -236,7 +236,7 @@ class Replayer:
                 "normalised_rms": float(np.sqrt(np.mean(r**2)))}
 
 
-class _Fingertips:
+class Fingertips:
     """The fingertips at logged joint states (MuJoCo's kinematics): their mean velocity, and where a held cube
     touches them."""
 
