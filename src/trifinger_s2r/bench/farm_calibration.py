@@ -4,10 +4,10 @@ For the nominal PyBullet robot and each simulated farm robot (`farm.worker.calib
 excitation on PyBullet (tracker noise on), calibrate from its logs, and compare with the hidden calibration. PyBullet's
 cube friction multiplies its contacts' coefficients (the table's is 1.0) and its torque constant is a scale: both are
 compared absolutely (`*_error_abs`) and relative to the nominal robot's fit (`*_error_rel`: what the fit says about
-this robot against a reference robot); mass and camera delay are also compared absolutely. The cube mass is given both ways: absolutely, and relative
-to the nominal robot's fit times its known 94 g (where the replay fits it, our contact model needs a heavier cube to
-follow PyBullet's, a bias a reference robot cancels; with `--lifts` the held cube is weighed by the joint torques
-instead, unless `--replay-mass`). Every fit replays trifinger_simulation's finger link damping
+this robot against a reference robot); camera delay is compared absolutely. The cube mass is given both ways:
+absolutely, and relative to the nominal robot's fit times its known 94 g (where the replay fits it, our contact model
+needs a heavier cube to follow PyBullet's, a bias a reference robot cancels; with `--lifts` the held cube is weighed
+by the joint torques instead, unless `--replay-mass`). Every fit replays trifinger_simulation's finger link damping
 (0.5 1/s, `--link-damping`) as a known property of the PyBullet robot.
 
 Run `python -m trifinger_s2r.bench.farm_calibration --robots 3 --out DIR --json`; figures in docs/benchmarks.md.

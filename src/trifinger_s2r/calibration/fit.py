@@ -105,8 +105,9 @@ def fit_physics(logs: list[RobotLog], cfg: FitConfig | None = None, start: Physi
     before = problem.single.error_summary(start)
     runs = [problem.solve(np.zeros(len(names)), list(range(len(names))), f) for f in cfg.finger_cube_friction_starts]
     solution = min(runs, key=lambda r: r[1].cost)
-    starts = tuple({"finger_cube_friction_start": f, "finger_cube_friction": float(problem.to_params(z).finger_cube_friction),
-                    "cost": float(sol.cost)} for f, (z, sol) in zip(cfg.finger_cube_friction_starts, runs, strict=True))
+    starts = tuple({"finger_cube_friction_start": f,
+                    "finger_cube_friction": float(problem.to_params(z).finger_cube_friction), "cost": float(sol.cost)}
+                   for f, (z, sol) in zip(cfg.finger_cube_friction_starts, runs, strict=True))
     z = solution[0]
     if held is not None:
         mass = names.index("cube_mass_kg")
@@ -194,9 +195,9 @@ def _weighed_mass_kg(held: HeldRows, params: PhysicalParams) -> float:
 
 def _weighed_mass_spread_kg(held: HeldRows, params: PhysicalParams, torque_scale_spread: float) -> float:
     """The weighed mass's standard error over frames and what the torque scale's spread moves it by."""
-    _, frames_spread = held.mass_kg(params)
+    mass_kg, frames_spread = held.mass_kg(params)
     shifted = held.mass_kg(replace(params, torque_scale=params.torque_scale + torque_scale_spread))[0]
-    return float(np.hypot(frames_spread, shifted - held.mass_kg(params)[0]))
+    return float(np.hypot(frames_spread, shifted - mass_kg))
 
 
 def _window_of_row(windows) -> np.ndarray:

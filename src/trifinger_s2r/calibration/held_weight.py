@@ -8,11 +8,11 @@ dynamics need (its weight, inertia and damping, from our model of the finger's l
     tau_applied - tau_finger = J_tip^T f_tip   =>   f_tip = J_tip^-T (tau_applied - tau_finger)
 
 and the mass is the tips' vertical force on the cube over g plus its upward acceleration (the tips' own, which
-carry it: exact from the encoders, where the camera's 2 mm would not do), averaged over the frames that show it held. Replaying
-held windows instead fitted PyBullet's cubes 13-36% too heavy, because MuJoCo's soft contact does not follow
-Bullet's squeezing grip for 0.3 s (docs/benchmarks.md, 2026-12-05); this balance recovers them within about 1% given
-the motor's torque scale. Static joint friction is not modelled (a finger at rest holds any friction torque up to
-its limit); the fitted damping and the robot's safety damping are.
+carry it: exact from the encoders, where the camera's 2 mm would not do), averaged over the frames that show it
+held. Replaying held windows instead fitted PyBullet's cubes 13-36% too heavy, because MuJoCo's soft contact does
+not follow Bullet's squeezing grip for 0.3 s (docs/benchmarks.md, 2026-12-05); this balance recovers them within
+about 1% given the motor's torque scale. Static joint friction is not modelled (a finger at rest holds any friction
+torque up to its limit); the fitted damping and the robot's safety damping are.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from trifinger_s2r.calibration.params import PhysicalParams
 from trifinger_s2r.calibration.replay import REST_TOLERANCE_M, TOUCH_M, Fingertips, fresh_frames
 from trifinger_s2r.robot import cube
 from trifinger_s2r.robot import trifinger_pro as tp
-from trifinger_s2r.sim.model import SceneIndex, load_model
 
 CLEAR_OF_TABLE_M = 0.005
 """A frame shows the cube held when its lowest corner is this far above the table (2.5 times the tracker's noise):
@@ -89,7 +88,7 @@ class HeldRows:
 
 def held_rows(logs: list[RobotLog]) -> HeldRows:
     """The rows of every log at which the cube is held still in the air (between two such frames)."""
-    fingers, tips = _Fingers(), Fingertips()
+    fingers = _Fingers()
     parts: list[dict] = []
     frame_id = 0
     for log in logs:
@@ -102,7 +101,7 @@ def held_rows(logs: list[RobotLog]) -> HeldRows:
             if not lift.any():
                 continue
             steps = np.linspace(rows[i] + 1, rows[i + 1] - 2, ROWS_PER_FRAME).astype(int)
-            ends = [tips.mean_mps(log.joint_pos_rad[r], log.joint_vel_radps[r]) for r in (rows[i], rows[i + 1])]
+            ends = [fingers.mean_mps(log.joint_pos_rad[r], log.joint_vel_radps[r]) for r in (rows[i], rows[i + 1])]
             accel_mps2 = (ends[1][2] - ends[0][2]) / (log.timestamp_s[rows[i + 1]] - log.timestamp_s[rows[i]])
             for r in steps:
                 accel = (log.joint_vel_radps[r + 1] - log.joint_vel_radps[r - 1]) / (2 * log.robot_dt_s)
@@ -124,19 +123,15 @@ def _held_still(positions_m: np.ndarray, quats_xyzw: np.ndarray) -> bool:
     return bool(still and clear)
 
 
-class _Fingers:
-    """Our MuJoCo model of the fingers: their inverse dynamics and the Jacobians of their tips' contact points."""
+class _Fingers(Fingertips):
+    """Our MuJoCo model of the fingers (no joint damping or friction: the fit's are applied separately): their
+    inverse dynamics and the Jacobians of their tips' contact points, besides the tips' velocities."""
 
     def __init__(self) -> None:
-        self.model = load_model()
+        super().__init__()
         self.model.dof_damping[:] = 0.0
         self.model.dof_frictionloss[:] = 0.0
-        self.data = mujoco.MjData(self.model)
-        index = SceneIndex(self.model)
-        self.tip_geoms = [int(g) for g in index.fingertip_geoms]
-        self.cube_geom, self.cube_qpos = index.cube_geom, index.cube_qpos
         self.gravity_mps2 = float(-self.model.opt.gravity[2])
-        self._jac = np.zeros((3, self.model.nv))
 
     def need_nm(self, joint_pos_rad: np.ndarray, joint_vel_radps: np.ndarray, accel_radps2: np.ndarray) -> np.ndarray:
         d = self.data
