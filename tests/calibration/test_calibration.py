@@ -17,6 +17,7 @@ from trifinger_s2r.calibration.mujoco_robot import MujocoRobot
 from trifinger_s2r.calibration.params import PhysicalParams
 from trifinger_s2r.calibration.ranges import randomization_from_calibration
 from trifinger_s2r.calibration.replay import ReplayConfig
+from trifinger_s2r.calibration.slide_friction import MIN_SLIDE_FRAMES
 from trifinger_s2r.cli import main
 
 TRUE = PhysicalParams(torque_scale=0.9, safety_kd_scale=1.2, joint_damping_upper=0.005, joint_damping_middle=0.003,
@@ -51,11 +52,13 @@ class TestFitRecoversKnownParameters:
         assert result.after["normalised_rms"] < 0.5 * result.before["normalised_rms"]
         assert result.windows_cube_moved > 0
         assert result.held_frames == 0  # no lifts: the replay fits the mass
+        assert result.slide_frames == 0 and result.coulomb_table_friction is None  # and, unweighed, the friction
 
     def test_lifts_separate_a_cube_mass_far_from_the_prior_from_its_table_friction(self, tmp_path):
         """A push meets the cube's mass and table friction as their product, so the fit's prior decides the split
         (pushes alone: 0.104 kg for a 0.14 kg cube, docs/benchmarks.md); with the excitation's lifts and held-cube
-        windows the mass is weighed (calibration.held_weight) within 5% and the friction fitted within 20%."""
+        windows the mass is weighed (calibration.held_weight) within 5%, and the table friction measured by the pushes'
+    force balance at that mass (calibration.slide_friction) within 20%."""
         true = PhysicalParams(**{**asdict(TRUE), "cube_mass_kg": 0.14, "cube_table_friction": 0.5,
                                  "finger_cube_friction": 1.0})
         robot = MujocoRobot(params=true, camera_delay_s=TRUE_DELAY_S, position_noise_std_m=0.002)
@@ -63,6 +66,7 @@ class TestFitRecoversKnownParameters:
         logs = [read_log(p) for p in find_logs([tmp_path])]
         result = fit_physics(logs, FitConfig(replay=ReplayConfig(max_windows=40, held_windows=True)))
         assert result.held_frames >= MIN_HELD_FRAMES
+        assert result.slide_frames >= MIN_SLIDE_FRAMES
         assert result.params.cube_mass_kg == pytest.approx(true.cube_mass_kg, rel=0.05)
         assert result.params.cube_table_friction == pytest.approx(true.cube_table_friction, rel=0.2)
         assert result.params.torque_scale == pytest.approx(true.torque_scale, rel=0.05)

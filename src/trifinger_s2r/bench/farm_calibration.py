@@ -7,7 +7,8 @@ compared absolutely (`*_error_abs`) and relative to the nominal robot's fit (`*_
 this robot against a reference robot); camera delay is compared absolutely. The cube mass is given both ways:
 absolutely, and relative to the nominal robot's fit times its known 94 g (where the replay fits it, our contact model
 needs a heavier cube to follow PyBullet's, a bias a reference robot cancels; with `--lifts` the held cube is weighed
-by the joint torques instead, unless `--replay-mass`). Every fit replays trifinger_simulation's finger link damping
+by the joint torques instead, unless `--replay-mass`, and the table friction measured by the pushes' force balance,
+unless `--replay-friction`). Every fit replays trifinger_simulation's finger link damping
 (0.5 1/s, `--link-damping`) as a known property of the PyBullet robot.
 
 Run `python -m trifinger_s2r.bench.farm_calibration --robots 3 --out DIR --json`; figures in docs/benchmarks.md.
@@ -52,13 +53,15 @@ def robot_row(name: str, hidden: RobotCalibration, fitted: dict, nominal: dict) 
         "friction_rel_nominal": friction_rel, "friction_error_rel": friction_rel / hidden.cube_lateral_friction - 1,
         "friction_error_abs": _value(fitted, "cube_table_friction") / hidden.cube_lateral_friction - 1,
         "camera_delay_s_fitted": delay, "delay_error_s": delay - hidden.camera_delay_s,
+        "coulomb_table_friction": fitted.get("coulomb_table_friction"),
+        "cube_table_friction_from": fitted.get("cube_table_friction_from", "replay"),
         "fit_error_before": fitted["fit_error_before"], "fit_error_after": fitted["fit_error_after"],
     }
 
 
 def run(robots: int, out: Path, episodes: int, max_evaluations: int, link_damping_per_s: float = 0.5,
         friction_cone: str = "pyramidal", impratio: float = 1.0, lifts: int = 0, held_windows: bool = False,
-        weigh_held_cube: bool = True) -> dict:
+        weigh_held_cube: bool = True, measure_table_friction: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     hidden = {"nominal": RobotCalibration(), **{f"sim-robot-{i}": calibration_for(i) for i in range(robots)}}
     fitted = {}
@@ -71,7 +74,8 @@ def run(robots: int, out: Path, episodes: int, max_evaluations: int, link_dampin
         if not target.exists():
             result = calibrate([logs], max_evaluations, f"farm_calibration {name}",
                                link_damping_per_s=link_damping_per_s, friction_cone=friction_cone, impratio=impratio,
-                               held_windows=held_windows, weigh_held_cube=weigh_held_cube)
+                               held_windows=held_windows, weigh_held_cube=weigh_held_cube,
+                               measure_table_friction=measure_table_friction)
             target.write_text(json.dumps(result, indent=2))
         fitted[name] = json.loads(target.read_text())
     rows = [robot_row(n, hidden[n], fitted[n], fitted["nominal"]) for n in hidden if n != "nominal"]
@@ -90,11 +94,14 @@ def main() -> None:
     parser.add_argument("--lifts", type=int, default=0, help="grasp-lift cycles in each excitation run")
     parser.add_argument("--held-windows", action="store_true", help="replay windows of the cube held in the air")
     parser.add_argument("--replay-mass", action="store_true", help="fit the mass by the replay, not by weighing")
+    parser.add_argument("--replay-friction", action="store_true",
+                        help="fit the table friction by the replay, not by the pushes' force balance")
     parser.add_argument("--out", required=True)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = run(args.robots, Path(args.out), args.episodes, args.max_evaluations, args.link_damping,
-                 args.friction_cone, args.impratio, args.lifts, args.held_windows, not args.replay_mass)
+                 args.friction_cone, args.impratio, args.lifts, args.held_windows, not args.replay_mass,
+                 not args.replay_friction)
     print(json.dumps(result, indent=None if args.json else 2))
 
 

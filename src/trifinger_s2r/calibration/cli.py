@@ -13,7 +13,7 @@ from trifinger_s2r.sim.contact import FRICTION_CONES
 
 def calibrate(log_dirs: list[Path], max_evaluations: int, command: str, progress=None,
               link_damping_per_s: float = 0.0, friction_cone: str = "pyramidal", impratio: float = 1.0,
-              held_windows: bool = False, weigh_held_cube: bool = True) -> dict:
+              held_windows: bool = False, weigh_held_cube: bool = True, measure_table_friction: bool = True) -> dict:
     """Read every log under log_dirs, fit, and return the calibration (the file's content). Each parameter's
     "spread" is the bootstrap's over windows, "jacobian_spread" the noise-only one."""
     from dataclasses import asdict
@@ -28,7 +28,8 @@ def calibrate(log_dirs: list[Path], max_evaluations: int, command: str, progress
     delay_s, delay_spread_s, jitter_s = fit_camera_delay(logs)
     replay = ReplayConfig(link_damping_per_s=link_damping_per_s, friction_cone=friction_cone, impratio=impratio,
                           held_windows=held_windows)
-    cfg = FitConfig(replay=replay, max_evaluations=max_evaluations, weigh_held_cube=weigh_held_cube)
+    cfg = FitConfig(replay=replay, max_evaluations=max_evaluations, weigh_held_cube=weigh_held_cube,
+                    measure_table_friction=measure_table_friction)
     result = fit_physics(logs, cfg, progress=progress)
     spread, boot = asdict(result.spread), asdict(result.bootstrap_spread)
     params = {name: {"value": value, "spread": boot[name], "jacobian_spread": spread[name]}
@@ -42,6 +43,8 @@ def calibrate(log_dirs: list[Path], max_evaluations: int, command: str, progress
         "fit_starts": list(result.starts), "episodes": len(logs), "windows": result.windows,
         "windows_cube_moved": result.windows_cube_moved,
         "cube_mass_from": "held_weight" if result.held_frames else "replay", "held_frames": result.held_frames,
+        "cube_table_friction_from": "push_force_balance" if result.slide_frames else "replay",
+        "slide_frames": result.slide_frames, "coulomb_table_friction": result.coulomb_table_friction,
         "link_damping_per_s": link_damping_per_s, "friction_cone": friction_cone, "impratio": impratio,
         "held_windows": held_windows,
         "loss": cfg.loss, "loss_scale": cfg.loss_scale,
@@ -57,7 +60,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> None:
                         *(["--friction-cone", args.friction_cone, "--impratio", str(args.impratio)]
                           if args.friction_cone != "pyramidal" or args.impratio != 1.0 else []),
                         *(["--held-windows"] if args.held_windows else []),
-                        *(["--replay-mass"] if args.replay_mass else [])])
+                        *(["--replay-mass"] if args.replay_mass else []),
+                        *(["--replay-friction"] if args.replay_friction else [])])
 
     def progress(line: str) -> None:
         if not args.json:
@@ -65,7 +69,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> None:
 
     try:
         result = calibrate([Path(d) for d in args.logs], args.max_evaluations, command, progress, args.link_damping,
-                           args.friction_cone, args.impratio, args.held_windows, not args.replay_mass)
+                           args.friction_cone, args.impratio, args.held_windows, not args.replay_mass,
+                           not args.replay_friction)
     except LogError as err:
         raise SystemExit(f"trifinger-s2r calibrate: {err}") from None
     except ValueError as err:
@@ -82,6 +87,12 @@ def _cmd_calibrate(args: argparse.Namespace) -> None:
             print(f"{name}: {p['value']:.4g} +- {p['spread']:.2g}")
         weighed = f"weighed in {result['held_frames']} held frames" if result["held_frames"] else "fitted by the replay"
         print(f"cube mass {weighed}")
+        if result["slide_frames"]:
+            print(f"cube-table friction measured in {result['slide_frames']} sliding frames: Coulomb "
+                  f"{result['coulomb_table_friction']:.3g}, our simulator's "
+                  f"{result['params']['cube_table_friction']['value']:.3g}")
+        else:
+            print("cube-table friction fitted by the replay")
         print(f"fit error (normalised RMS): {result['fit_error_before']:.3g} -> {result['fit_error_after']:.3g}; "
               f"{result['episodes']} episodes, {result['windows']} windows; written to {out}")
 
@@ -108,5 +119,8 @@ def add_parser(sub) -> None:
     cal.add_argument("--replay-mass", action="store_true",
                      help="fit the cube's mass by the replay even where the logs show it held in the air (default: "
                           "weigh it there by the joint torques, which needs no contact model)")
+    cal.add_argument("--replay-friction", action="store_true",
+                     help="fit the cube-table friction by the replay even where the pushes show the weighed cube "
+                          "sliding (default: measure it there by the pushes' force balance)")
     cal.add_argument("--json", action="store_true", help="print the calibration as one JSON object")
     cal.set_defaults(func=_cmd_calibrate)

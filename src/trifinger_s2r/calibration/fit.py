@@ -15,6 +15,8 @@ from trifinger_s2r.calibration.held_weight import MIN_HELD_FRAMES, HeldRows, hel
 from trifinger_s2r.calibration.logs import RobotLog
 from trifinger_s2r.calibration.params import PhysicalParams
 from trifinger_s2r.calibration.replay import ReplayConfig, Replayer, make_windows
+from trifinger_s2r.calibration.slide_friction import MIN_SLIDE_FRAMES, SlideRows, simulator_table_friction, slide_rows
+from trifinger_s2r.sim.contact import ContactModel
 
 TYPICAL = PhysicalParams(
     torque_scale=0.1, safety_kd_scale=0.3, joint_damping_upper=0.01, joint_damping_middle=0.01,
@@ -58,6 +60,11 @@ class FitConfig:
     """Where the logs show the cube held still in the air (at least MIN_HELD_FRAMES camera frames), its mass is not
     fitted by the replay but weighed by the joint torques at the other parameters (calibration.held_weight): the
     replay's contact model biased it (PyBullet: +13-36%), the force balance does not depend on one."""
+    measure_table_friction: bool = True
+    """Where the cube is weighed and the logs show it sliding under a pushing tip (at least MIN_SLIDE_FRAMES camera
+    frames), its table friction is not fitted by the replay either but measured by the pushes' force balance
+    (calibration.slide_friction), and converted to our simulator's parameter: the replay traded it against the
+    finger-cube friction (PyBullet robot 1: -26%)."""
 
     def __post_init__(self) -> None:
         if not self.finger_cube_friction_starts:
@@ -83,10 +90,15 @@ class FitResult:
     """Each solver run: its finger-cube friction at the start, where it ended, and its final cost."""
     held_frames: int = 0
     """Camera frames that weighed the held cube (0: the mass was fitted by the replay)."""
+    slide_frames: int = 0
+    """Camera frames whose force balance measured the table friction (0: it was fitted by the replay)."""
+    coulomb_table_friction: float | None = None
+    """The measured Coulomb coefficient of the cube on the table (params holds our simulator's value for it)."""
 
 
 CUBE_CONTACT = ("cube_table_friction", "finger_cube_friction", "contact_timeconst_s")
-"""What the second stage refits once the held cube is weighed (the fingers' own parameters and the mass fixed)."""
+"""What the second stage refits once the held cube is weighed (the fingers' own parameters and the mass fixed); the
+table friction too unless the pushes measured it."""
 
 
 def fit_physics(logs: list[RobotLog], cfg: FitConfig | None = None, start: PhysicalParams | None = None,
@@ -95,7 +107,8 @@ def fit_physics(logs: list[RobotLog], cfg: FitConfig | None = None, start: Physi
     prior's centre; default our nominal robot). Where the logs show the cube held (cfg.weigh_held_cube), a second
     stage weighs it at the first stage's motor parameters and refits the cube's contact parameters with that mass:
     a mass tied to the torque scale inside one fit let the replay's bias on the mass move the torque scale instead
-    (+5-7% on PyBullet, docs/benchmarks.md)."""
+    (+5-7% on PyBullet, docs/benchmarks.md). Where the pushes also show the cube sliding (cfg.measure_table_friction),
+    its table friction is measured by their force balance at that mass and the second stage leaves it alone."""
     cfg, start = cfg or FitConfig(), start or PhysicalParams()
     windows = make_windows(logs, cfg.replay)
     held = held_rows(logs) if cfg.weigh_held_cube else None
@@ -109,11 +122,11 @@ def fit_physics(logs: list[RobotLog], cfg: FitConfig | None = None, start: Physi
                     "finger_cube_friction": float(problem.to_params(z).finger_cube_friction), "cost": float(sol.cost)}
                    for f, (z, sol) in zip(cfg.finger_cube_friction_starts, runs, strict=True))
     z = solution[0]
+    measured: _Measured | None = None
     if held is not None:
-        mass = names.index("cube_mass_kg")
-        z = z.copy()
-        z[mass] = (_weighed_mass_kg(held, problem.to_params(z)) - problem.x0[mass]) / problem.typical[mass]
-        z, _ = problem.solve(z, [names.index(n) for n in CUBE_CONTACT], None)
+        z, measured = _measure_cube(problem, z, held, logs, cfg)
+        contact = [n for n in CUBE_CONTACT if measured is None or n != "cube_table_friction"]
+        z, _ = problem.solve(z, [names.index(n) for n in contact], None)
     params = problem.to_params(z)
     fun = problem.residuals(z)
     raw_jac = problem.jacobian(z, list(range(len(names))))
@@ -122,13 +135,59 @@ def fit_physics(logs: list[RobotLog], cfg: FitConfig | None = None, start: Physi
     boot = _bootstrap_spread(raw_jac, fun, weights, _window_of_row(windows), len(windows), z, problem.bounds,
                              problem.typical, cfg) if cfg.bootstrap_samples > 0 else spread
     if held is not None:
+        mass = names.index("cube_mass_kg")
         spread[mass] = _weighed_mass_spread_kg(held, params, spread[names.index("torque_scale")])
         boot[mass] = _weighed_mass_spread_kg(held, params, boot[names.index("torque_scale")])
+    if measured is not None:
+        table = names.index("cube_table_friction")
+        spread[table], boot[table] = measured.spread(params, spread[mass]), measured.spread(params, boot[mass])
     return FitResult(params=params, spread=PhysicalParams.from_vector(spread),
                      bootstrap_spread=PhysicalParams.from_vector(boot), before=before,
                      after=problem.single.error_summary(params), windows=len(windows),
                      windows_cube_moved=int(windows.cube_moved.sum()), starts=starts,
-                     held_frames=held.frames if held is not None else 0)
+                     held_frames=held.frames if held is not None else 0,
+                     slide_frames=measured.rows.frames if measured is not None else 0,
+                     coulomb_table_friction=measured.coulomb if measured is not None else None)
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """The table friction measured by the pushes' force balance."""
+
+    rows: SlideRows
+    coulomb: float
+    coulomb_spread: float
+    simulator_value: float
+
+    def spread(self, params: PhysicalParams, mass_spread_kg: float) -> float:
+        """The simulator value's spread: the balance's over frames and what the mass's spread moves it by (the
+        coefficient goes as one over the mass)."""
+        relative = np.hypot(self.coulomb_spread / self.coulomb, mass_spread_kg / params.cube_mass_kg)
+        return float(self.simulator_value * relative)
+
+
+def _measure_cube(problem: _Problem, z: np.ndarray, held: HeldRows, logs: list[RobotLog],
+                  cfg: FitConfig) -> tuple[np.ndarray, _Measured | None]:
+    """z with the cube's mass weighed at the first stage's motor parameters and, where the pushes show enough
+    sliding, its table friction measured at that mass."""
+    names = PhysicalParams.names()
+    mass = names.index("cube_mass_kg")
+    z = z.copy()
+    z[mass] = (_weighed_mass_kg(held, problem.to_params(z)) - problem.x0[mass]) / problem.typical[mass]
+    if not cfg.measure_table_friction:
+        return z, None
+    slides = slide_rows(logs)
+    if slides.frames < MIN_SLIDE_FRAMES:
+        return z, None
+    params = problem.to_params(z)
+    coulomb, coulomb_spread = slides.friction(params)
+    value = simulator_table_friction(coulomb, params, ContactModel(cfg.replay.friction_cone, cfg.replay.impratio))
+    if value is None:
+        return z, None
+    table = names.index("cube_table_friction")
+    value = float(np.clip(value, LOWER.cube_table_friction, UPPER.cube_table_friction))
+    z[table] = (value - problem.x0[table]) / problem.typical[table]
+    return z, _Measured(slides, coulomb, coulomb_spread, value)
 
 
 class _Problem:

@@ -15,6 +15,7 @@ import torch
 
 from trifinger_s2r.calibration.params import PhysicalParams, apply_params
 from trifinger_s2r.robot import trifinger_pro as tp
+from trifinger_s2r.sim.contact import ContactModel
 from trifinger_s2r.sim.mujoco_cpu import MujocoCpuBackend
 from trifinger_s2r.timing import CAMERA_RATE_HZ, ROBOT_RATE_HZ, Timing
 
@@ -26,6 +27,8 @@ class MujocoRobot:
     params: PhysicalParams = field(default_factory=PhysicalParams)
     camera_delay_s: float = 0.09
     position_noise_std_m: float = 0.0
+    contact: ContactModel = field(default_factory=ContactModel)
+    """The scene's friction cone (MuJoCo's pyramidal default, or the stiff elliptic one)."""
     seed: int = 0
     name: str = "mujoco-0"
     kind: str = "mujoco"
@@ -53,7 +56,7 @@ class _MujocoPlatform:
     def __init__(self, robot: MujocoRobot, position_m: np.ndarray, quat_xyzw: np.ndarray) -> None:
         self.robot = robot
         self.backend = MujocoCpuBackend(1, Timing(physics_rate_hz=ROBOT_RATE_HZ, policy_rate_hz=ROBOT_RATE_HZ),
-                                        num_threads=1)
+                                        num_threads=1, contact=robot.contact)
         self.torque_scale = apply_params(self.backend, [robot.params])[0, 0]
         home = torch.tensor([tp.per_finger(tp.HOME_POSE_RAD)], dtype=torch.float32)
         self.backend.reset(torch.tensor([0]), home, torch.as_tensor(position_m[None], dtype=torch.float32),
