@@ -46,21 +46,17 @@ class HeldRows:
     tips: TipForceRows
     """The rows (grouped by camera frame: rows of one frame are averaged first)."""
     cube_accel_mps2: np.ndarray
-    """(R,) the cube's mean upward acceleration over the row's frame: that of the tips that carry it."""
+    """(F,) the cube's mean upward acceleration over each frame: that of the tips that carry it."""
     gravity_mps2: float
 
     @property
     def frames(self) -> int:
-        return len(np.unique(self.tips.frame))
+        return len(self.cube_accel_mps2)
 
     def mass_kg(self, params: PhysicalParams) -> tuple[float, float]:
         """(mass, standard error over frames) of the cube under the robot's motor and damping parameters."""
-        lift_n = self.tips.force_n(params)[:, 2]
-        frames, index = np.unique(self.tips.frame, return_inverse=True)
-        count = np.bincount(index)
-        accel = np.bincount(index, self.cube_accel_mps2) / count
-        per_frame_kg = np.bincount(index, lift_n) / count / (self.gravity_mps2 + accel)
-        spread = per_frame_kg.std(ddof=1) / np.sqrt(len(frames)) if len(frames) > 1 else np.inf
+        per_frame_kg = self.tips.frame_force_n(params)[:, 2] / (self.gravity_mps2 + self.cube_accel_mps2)
+        spread = per_frame_kg.std(ddof=1) / np.sqrt(self.frames) if self.frames > 1 else np.inf
         return float(per_frame_kg.mean()), float(spread)
 
 
@@ -69,7 +65,6 @@ def held_rows(logs: list[RobotLog]) -> HeldRows:
     fingers = FingerModel()
     parts: list[dict] = []
     accels: list[float] = []
-    frame_id = 0
     for log in logs:
         rows, positions, quats = fresh_frames(log)
         period = round(0.1 / log.robot_dt_s)
@@ -82,9 +77,8 @@ def held_rows(logs: list[RobotLog]) -> HeldRows:
             ends = [fingers.mean_mps(log.joint_pos_rad[r], log.joint_vel_radps[r]) for r in (rows[i], rows[i + 1])]
             accel_mps2 = (ends[1][2] - ends[0][2]) / (log.timestamp_s[rows[i + 1]] - log.timestamp_s[rows[i]])
             for r in np.linspace(rows[i] + 1, rows[i + 1] - 2, ROWS_PER_FRAME).astype(int):
-                parts.append(fingers.row(log, r, frame_id, positions[i], quats[i], force_per_torque))
-                accels.append(accel_mps2)
-            frame_id += 1
+                parts.append(fingers.row(log, r, len(accels), positions[i], quats[i], force_per_torque))
+            accels.append(accel_mps2)
     return HeldRows(TipForceRows.stack(parts), np.array(accels), fingers.gravity_mps2)
 
 

@@ -66,9 +66,7 @@ class SlideRows:
         and params.cube_mass_kg."""
         if self.frames == 0:
             raise ValueError("no frame shows the cube sliding under a pushing tip")
-        count = np.bincount(self.tips.frame, minlength=self.frames)
-        force = np.stack([np.bincount(self.tips.frame, f, self.frames) for f in self.tips.force_n(params).T], 1)
-        force /= count[:, None]
+        force = self.tips.frame_force_n(params)
         mass = params.cube_mass_kg
         along = np.einsum("fi,fi->f", force, self.direction) - mass * self.accel_along_mps2
         normal = mass * self.gravity_mps2 - force[:, 2]

@@ -46,7 +46,8 @@ class TipForceRows:
         """From per-row dicts with this class's keys (none: zero rows)."""
         shapes = {"frame": (0,), "force_per_torque": (0, 3, tp.NUM_JOINTS), "torque_nm": (0, tp.NUM_JOINTS),
                   "joint_vel_radps": (0, tp.NUM_JOINTS), "finger_need_nm": (0, tp.NUM_JOINTS)}
-        return TipForceRows(**{k: np.array([r[k] for r in rows]) if rows else np.zeros(s) for k, s in shapes.items()})
+        empty = {k: np.zeros(s, dtype=int if k == "frame" else float) for k, s in shapes.items()}
+        return TipForceRows(**{k: np.array([r[k] for r in rows]) if rows else empty[k] for k in shapes})
 
     def force_n(self, params: PhysicalParams) -> np.ndarray:
         """(R, 3) the tips' total force on the cube under the robot's motor and damping parameters."""
@@ -57,6 +58,12 @@ class TipForceRows:
         v = self.joint_vel_radps
         applied = np.clip(np.clip(scale * self.torque_nm, -limit, limit) - kd * v, -limit, limit)
         return np.einsum("rij,rj->ri", self.force_per_torque, applied - self.finger_need_nm - damping * v)
+
+    def frame_force_n(self, params: PhysicalParams) -> np.ndarray:
+        """(F, 3) the tips' mean force on the cube per frame (frames numbered 0..F-1, each with at least one row)."""
+        frames = int(self.frame.max()) + 1 if len(self.frame) else 0
+        count = np.bincount(self.frame, minlength=frames)
+        return np.stack([np.bincount(self.frame, f, frames) for f in self.force_n(params).T], 1) / count[:, None]
 
 
 class FingerModel(Fingertips):
