@@ -107,6 +107,27 @@ class TestRobustness:
         assert result["platform"] == "pybullet" and list(result["results"]) == ["cube_x2", "cuboid", "sphere"]
         assert all(r["statuses"] == {"ok": 1} for r in result["results"].values())
 
+    def test_set_changes_the_judged_config_and_is_recorded(self, randomization_run, tmp_path, capsys):
+        """With a 1 m success radius every episode succeeds, so the override reached the judged env."""
+        runs, _ = randomization_run
+        checkpoint = runs / "runs" / "with-randomisation-seed0" / "model_0.pt"
+        setting = "env.task.success_position_m=1.0"
+        result = _run(capsys, ["study", "robustness", "--policy", str(checkpoint), "--episodes", "2", "--objects",
+                               "cube,sphere", "--set", setting, "--no-video", "--out", str(tmp_path), "--json"])
+        assert all(r["success_rate"] == 1.0 for r in result["results"].values())
+        assert result["overrides"] == [setting]
+        assert f"--set {setting}" in result["provenance"]["command"]
+        assert f"evaluated with `--set {setting}`" in (tmp_path / "report.md").read_text()
+
+    def test_evaluation_config_keeps_evaluation_rules_under_overrides(self):
+        from trifinger_s2r.policies import load_policy
+        from trifinger_s2r.study.robustness import evaluation_config
+
+        _, train_cfg = load_policy("pretrained:push")
+        cfg = evaluation_config(train_cfg, ("env.task.randomization.table_friction_scale.high=2.0",))
+        assert cfg.env.task.randomization.table_friction_scale.high == 2.0
+        assert cfg.env.task.grasp_start_share == 0 and not cfg.env.task.curriculum.enabled
+
     def test_nominal_cube_in_our_sim_is_exactly_eval(self, randomization_run):
         """The robustness study's cube row is what `trifinger-s2r eval` gives for the same seed."""
         from trifinger_s2r.eval.rollouts import evaluate
@@ -131,6 +152,10 @@ class TestRobustness:
     (["study", "robustness", "--policy", "pretrained:none", "--out", "x"], "no pretrained policy 'none'"),
     (["study", "ablation", "--set", "env.task.nonsense=1", "--out", "x"], "unknown key 'env.task.nonsense'"),
     (["study", "robustness", "--out", "x"], "the following arguments are required: --policy"),
+    (["study", "robustness", "--policy", "pretrained:push", "--set", "env.task.nonsense=1", "--out", "x"],
+     "unknown key 'env.task.nonsense'"),
+    (["study", "robustness", "--policy", "pretrained:push", "--platform", "pybullet", "--set",
+      "env.task.level=1", "--out", "x"], "PyBullet TriFinger's physics are its own"),
 ])
 def test_bad_input_is_one_line_error(argv, message):
     with pytest.raises(SystemExit) as stop:

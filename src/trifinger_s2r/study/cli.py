@@ -27,11 +27,17 @@ def _cmd_study(args: argparse.Namespace) -> None:
             from trifinger_s2r.study.robustness import RobustnessConfig, run_robustness
 
             cfg = RobustnessConfig(policy=args.policy, platform=args.platform, episodes=args.episodes,
-                                   seed=args.seed, objects=tuple(args.objects), videos=args.videos)
+                                   seed=args.seed, objects=tuple(args.objects), videos=args.videos,
+                                   overrides=tuple(args.set))
             resolve(cfg.policy)
+            if cfg.overrides:
+                from trifinger_s2r.policies import load_policy
+                from trifinger_s2r.study.robustness import evaluation_config
+
+                evaluation_config(load_policy(cfg.policy)[1], cfg.overrides)  # names a bad --set key up front
             command = " ".join([prefix, "--policy", args.policy, "--platform", args.platform, "--episodes",
                                 str(args.episodes), "--seed", str(args.seed), "--objects", ",".join(args.objects),
-                                *video, "--out", args.out])
+                                *(f"--set {kv}" for kv in args.set), *video, "--out", args.out])
             result = run_robustness(cfg, Path(args.out), command, progress)
             rows = {name: f"{100 * r['success_rate']:.1f}% ({100 * r['ci80_low']:.1f}-{100 * r['ci80_high']:.1f}%)"
                     for name, r in result["results"].items()}
@@ -104,6 +110,9 @@ def add_study_parser(sub) -> None:
             p.add_argument("--seed", type=int, default=0)
             p.add_argument("--objects", type=objects, default=["cube", "cube_x0.5", "cube_x2", "cuboid", "sphere"],
                            help="comma-separated object variants (default: all five)")
+            p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                           help="evaluate in our sim under a changed config (keys as for train --set), e.g. "
+                                "env.task.randomization.table_friction_scale.high=2.0")
         else:
             p.add_argument("--preset", choices=["push-cpu", "repose-cpu", "repose-gpu"], default="push-cpu")
             p.add_argument("--budget-steps", type=positive_int, default=1_000_000,

@@ -16,6 +16,7 @@ from pathlib import Path
 from trifinger_s2r.robot.objects import VARIANTS, variant
 from trifinger_s2r.study import report
 from trifinger_s2r.study.plots import success_bars
+from trifinger_s2r.train.config import TrainConfig, apply_overrides
 
 OBJECTS = ("cube", "cube_x0.5", "cube_x2", "cuboid", "sphere")
 PLATFORMS = ("mujoco", "pybullet")
@@ -40,10 +41,15 @@ class RobustnessConfig:
     objects: tuple[str, ...] = OBJECTS
     videos: bool = True
     """Film each object's first episode."""
+    overrides: tuple[str, ...] = ()
+    """'dotted.key=value' changes to the evaluation config in our simulation (keys as for `train --set`), e.g. one
+    table-friction range for policies trained under different ones; PyBullet's physics are its own."""
 
     def __post_init__(self) -> None:
         if self.platform not in PLATFORMS:
             raise ValueError(f"unknown platform {self.platform!r}; valid: {list(PLATFORMS)}")
+        if self.overrides and self.platform != "mujoco":
+            raise ValueError("--set changes our simulation's config; the PyBullet TriFinger's physics are its own")
         if self.episodes <= 0:
             raise ValueError(f"episodes must be positive, got {self.episodes}")
         if not self.objects:
@@ -58,14 +64,12 @@ def run_robustness(cfg: RobustnessConfig, out_dir: Path, command: str = "",
     progress(line) hears of each object as it finishes."""
     from trifinger_s2r.policies import bundle_for, load_bundle_policy, load_policy
     from trifinger_s2r.study.episodes import run_mujoco, run_pybullet
-    from trifinger_s2r.task.config import for_evaluation
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     provenance = report.provenance(command)  # when it started, at which commit
     policy, train_cfg = load_policy(cfg.policy)
-    train_cfg = dataclasses.replace(train_cfg, env=dataclasses.replace(
-        train_cfg.env, task=for_evaluation(train_cfg.env.task)))
+    train_cfg = evaluation_config(train_cfg, cfg.overrides)
     if cfg.platform == "pybullet":
         policy = load_bundle_policy(bundle_for(cfg.policy, out_dir / "bundle"))
     video_note = _video_note(cfg)
@@ -86,7 +90,7 @@ def run_robustness(cfg: RobustnessConfig, out_dir: Path, command: str = "",
             progress(f"{name} ({cfg.platform}): {report.percent_ci(summary)} of {summary['episodes']} episodes")
     result = {
         "study": "robustness", "policy": cfg.policy, "platform": cfg.platform, "level": train_cfg.env.task.level,
-        "seed": cfg.seed, "results": results, "target_success": TARGET_SUCCESS,
+        "seed": cfg.seed, "overrides": list(cfg.overrides), "results": results, "target_success": TARGET_SUCCESS,
         "meets_target": {n: r["success_rate"] >= TARGET_SUCCESS for n, r in results.items() if n != "cube"},
         "videos": videos, "video_note": video_note, "figure": FIGURE_FILE,
         "provenance": provenance,
@@ -95,6 +99,16 @@ def run_robustness(cfg: RobustnessConfig, out_dir: Path, command: str = "",
     figure(result, out_dir / FIGURE_FILE)
     _write_report(out_dir, result, _platform_name(cfg.platform))
     return result
+
+
+def evaluation_config(train_cfg: TrainConfig, overrides: tuple[str, ...] = ()) -> TrainConfig:
+    """The policy's training config as evaluation runs it (no grasped starts, no curriculum), then the overrides
+    (ValueError naming a bad key or value)."""
+    from trifinger_s2r.task.config import for_evaluation
+
+    train_cfg = dataclasses.replace(train_cfg, env=dataclasses.replace(
+        train_cfg.env, task=for_evaluation(train_cfg.env.task)))
+    return apply_overrides(train_cfg, list(overrides))
 
 
 def _platform_name(platform: str) -> str:
@@ -131,7 +145,8 @@ def _write_report(out_dir: Path, result: dict, platform_name: str) -> None:
     verdict = ("Every variant meets the target." if not below else
                f"Below the {100 * TARGET_SUCCESS:.0f}% target: {', '.join(below)}.")
     sections = [
-        f"Policy `{result['policy']}` on {platform_name}, level {result['level']}, seed {result['seed']}.",
+        f"Policy `{result['policy']}` on {platform_name}, level {result['level']}, seed {result['seed']}"
+        + (f", evaluated with `--set {' --set '.join(result['overrides'])}`." if result["overrides"] else "."),
         report.provenance_section(result["provenance"]),
         report.table(["object", "what", "mass", "N", "success (80% Wilson CI)", "mean final position error", "video"],
                      rows),
