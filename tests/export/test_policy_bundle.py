@@ -67,7 +67,7 @@ class TestPretrained:
     def test_shipped_policies_are_complete_bundles(self):
         from trifinger_s2r.export.policy_bundle import bundle_dir, pretrained_names
 
-        assert {"push", "repose"} <= set(pretrained_names())
+        assert {"objects", "push", "repose"} <= set(pretrained_names())
         for name in pretrained_names():
             meta = read_metadata(bundle_dir(f"pretrained:{name}"))
             assert meta["obs_size"] == OnnxPolicy(bundle_dir(f"pretrained:{name}")).session.get_inputs()[0].shape[-1]
@@ -85,6 +85,19 @@ class TestPretrained:
         main(["eval", "--policy", "pretrained:repose", "--episodes", "2", "--json"])
         out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert out["episodes"] == 2 and out["level"] == 4
+
+    def test_the_shipped_objects_policy_is_level_1_across_all_five_objects(self, capsys):
+        """pretrained:objects is judged on level 1 (its own 15 s episodes) and was trained on every study object."""
+        from trifinger_s2r.export.policy_bundle import bundle_dir
+        from trifinger_s2r.study.robustness import OBJECTS
+
+        meta = read_metadata(bundle_dir("pretrained:objects"))
+        task = meta["train_config"]["env"]["task"]
+        assert meta["task"]["level"] == 1 and meta["obs_type"] == "keypoints_rel" and meta["obs_size"] == 81
+        assert tuple(task["randomization"]["objects"]) == OBJECTS and task["episode_length_steps"] == 750
+        main(["eval", "--policy", "pretrained:objects", "--episodes", "2", "--json"])
+        out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert out["episodes"] == 2 and out["level"] == 1
 
     def test_an_unknown_pretrained_name_lists_the_shipped_ones(self):
         with pytest.raises(SystemExit, match="shipped: .*push"):
