@@ -30,11 +30,6 @@ def _cmd_study(args: argparse.Namespace) -> None:
                                    seed=args.seed, objects=tuple(args.objects), videos=args.videos,
                                    overrides=tuple(args.set))
             resolve(cfg.policy)
-            if cfg.overrides:
-                from trifinger_s2r.policies import load_policy
-                from trifinger_s2r.study.robustness import evaluation_config
-
-                evaluation_config(load_policy(cfg.policy)[1], cfg.overrides)  # names a bad --set key up front
             command = " ".join([prefix, "--policy", args.policy, "--platform", args.platform, "--episodes",
                                 str(args.episodes), "--seed", str(args.seed), "--objects", ",".join(args.objects),
                                 *(f"--set {kv}" for kv in args.set), *video, "--out", args.out])

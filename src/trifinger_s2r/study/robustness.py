@@ -50,6 +50,7 @@ class RobustnessConfig:
             raise ValueError(f"unknown platform {self.platform!r}; valid: {list(PLATFORMS)}")
         if self.overrides and self.platform != "mujoco":
             raise ValueError("--set changes our simulation's config; the PyBullet TriFinger's physics are its own")
+        apply_overrides(TrainConfig(), list(self.overrides))  # a bad key or value fails here, before any episode
         if self.episodes <= 0:
             raise ValueError(f"episodes must be positive, got {self.episodes}")
         if not self.objects:
