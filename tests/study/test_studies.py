@@ -80,6 +80,57 @@ class TestTrainingStudies:
         config = json.loads((tmp_path / "runs" / "o-pq-r-kp-seed0" / "config.json").read_text())
         assert config["env"]["task"]["obs_type"] == "pq" and config["env"]["task"]["reward_type"] == "keypoints"
 
+    def test_named_agents_are_the_only_ones_trained_and_more_seeds_reuse_the_first(self, tmp_path, capsys):
+        """Two of the four agents at a second seed: seed 0 is trained once and reused, only their claim is judged."""
+        argv = ["study", "ablation", *TINY, "--agents", "O-PQ/R-KP,O-KP/R-KP", "--no-pybullet", "--no-video",
+                "--out", str(tmp_path), "--json"]
+        _run(capsys, argv)
+        first = tmp_path / "runs" / "o-kp-r-kp-seed0" / "model_0.pt"
+        trained_at = first.stat().st_mtime_ns
+        result = _run(capsys, [*argv[:argv.index("--seeds") + 1], "2", *argv[argv.index("--seeds") + 2:]])
+        assert list(result["agents"]) == ["O-KP/R-KP", "O-PQ/R-KP"]
+        assert [len(a["runs"]) for a in result["agents"].values()] == [2, 2] and first.stat().st_mtime_ns == trained_at
+        assert sorted(d.name for d in (tmp_path / "runs").iterdir()) == [
+            "o-kp-r-kp-seed0", "o-kp-r-kp-seed1", "o-pq-r-kp-seed0", "o-pq-r-kp-seed1"]
+        [verdict] = result["verdicts"]["sim"]
+        assert verdict["claim"] == "O-KP/R-KP > O-PQ/R-KP"
+        low, high = verdict["difference_ci80_low"], verdict["difference_ci80_high"]
+        assert low <= verdict["difference"] <= high and high - low > 0
+        assert "--agents 'O-PQ/R-KP,O-KP/R-KP'" in result["provenance"]["command"]
+
+
+class TestDifferenceInterval:
+    @staticmethod
+    def _summary(wins: int, episodes: int) -> dict:
+        from trifinger_s2r.eval.metrics import wilson_interval
+
+        low, high = wilson_interval(wins, episodes, 0.8)
+        return {"success_rate": wins / episodes, "ci80_low": low, "ci80_high": high}
+
+    def test_equal_rates_straddle_zero_symmetrically(self):
+        from trifinger_s2r.study.report import difference_interval
+
+        low, high = difference_interval(self._summary(20, 40), self._summary(20, 40))
+        assert low < 0 < high and low == pytest.approx(-high)
+
+    def test_swapping_the_agents_negates_the_interval(self):
+        from trifinger_s2r.study.report import difference_interval
+
+        a, b = self._summary(35, 80), self._summary(38, 80)
+        low, high = difference_interval(a, b)
+        assert difference_interval(b, a) == pytest.approx((-high, -low))
+
+    def test_newcombe_reference_value(self):
+        """Newcombe (1998), Table II example (a): 56/70 against 48/80; his 95% method-10 interval is 0.0524 to
+        0.3339 (the function takes whichever level its Wilson intervals have)."""
+        from trifinger_s2r.eval.metrics import wilson_interval
+        from trifinger_s2r.study.report import difference_interval
+
+        z95 = [wilson_interval(w, n, 0.95) for w, n in ((56, 70), (48, 80))]
+        a, b = ({"success_rate": w / n, "ci80_low": lo, "ci80_high": hi}
+                for (w, n), (lo, hi) in zip(((56, 70), (48, 80)), z95, strict=True))
+        assert difference_interval(a, b) == pytest.approx((0.0524, 0.3339), abs=5e-4)
+
 
 class TestRobustness:
     def test_mujoco_prints_the_documented_json_and_films_each_object(self, randomization_run, tmp_path, capsys):
@@ -151,6 +202,8 @@ class TestRobustness:
     (["study", "randomization", "--seeds", "0", "--out", "x"], "must be a positive integer, got 0"),
     (["study", "robustness", "--policy", "pretrained:none", "--out", "x"], "no pretrained policy 'none'"),
     (["study", "ablation", "--set", "env.task.nonsense=1", "--out", "x"], "unknown key 'env.task.nonsense'"),
+    (["study", "ablation", "--agents", "O-KP/R-KP,O-XX/R-KP", "--out", "x"], "unknown agent(s) ['O-XX/R-KP']"),
+    (["study", "randomization", "--agents", " , ", "--out", "x"], "no agent named in ' , '"),
     (["study", "robustness", "--out", "x"], "the following arguments are required: --policy"),
     (["study", "robustness", "--policy", "pretrained:push", "--set", "env.task.nonsense=1", "--out", "x"],
      "unknown key 'env.task.nonsense'"),

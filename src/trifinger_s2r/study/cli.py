@@ -39,16 +39,19 @@ def _cmd_study(args: argparse.Namespace) -> None:
         else:
             from trifinger_s2r.study.ablation import AGENTS as ABLATION_AGENTS
             from trifinger_s2r.study.ablation import run_ablation
+            from trifinger_s2r.study.randomization import AGENTS as RANDOMIZATION_AGENTS
             from trifinger_s2r.study.randomization import run_randomization
-            from trifinger_s2r.study.training import TrainingStudyConfig, agent_config
+            from trifinger_s2r.study.training import TrainingStudyConfig, agent_config, select_agents
 
             cfg = TrainingStudyConfig(preset=args.preset, budget_steps=args.budget_steps, seeds=args.seeds,
                                       episodes=args.episodes, num_envs=args.num_envs, overrides=tuple(args.set),
-                                      pybullet=args.pybullet, videos=args.videos)
+                                      agents=tuple(args.agents), pybullet=args.pybullet, videos=args.videos)
             agent_config(cfg, ABLATION_AGENTS[0], 0)  # names a bad --set key before any training
+            select_agents(cfg, ABLATION_AGENTS if args.study == "ablation" else RANDOMIZATION_AGENTS)
             command = " ".join([prefix, "--preset", args.preset, "--budget-steps", str(args.budget_steps),
                                 "--seeds", str(args.seeds), "--episodes", str(args.episodes),
                                 *(["--num-envs", str(args.num_envs)] if args.num_envs else []),
+                                *([f"--agents '{','.join(args.agents)}'"] if args.agents else []),
                                 *(f"--set {kv}" for kv in args.set), *([] if args.pybullet else ["--no-pybullet"]),
                                 *video, "--out", args.out])
             run = run_ablation if args.study == "ablation" else run_randomization
@@ -95,6 +98,12 @@ def add_study_parser(sub) -> None:
         "robustness": "a policy on the cube, the cube x0.5 and x2, the RRC cuboid and a sphere, in our sim or on "
                       "PyBullet (N episodes each, 80%% Wilson intervals, videos)",
     }
+    def names(text: str) -> list[str]:
+        listed = [n.strip() for n in text.split(",") if n.strip()]
+        if not listed:
+            raise argparse.ArgumentTypeError(f"no agent named in {text!r}")
+        return listed
+
     for name, help_text in parsers.items():
         p = one_line_errors(studies.add_parser(name, help=help_text, description=help_text))
         if name == "robustness":
@@ -116,6 +125,9 @@ def add_study_parser(sub) -> None:
             p.add_argument("--episodes", type=positive_int, default=40,
                            help="evaluation episodes per agent, seed and platform (default 40)")
             p.add_argument("--num-envs", type=positive_int, help="parallel training envs (default: the preset's)")
+            p.add_argument("--agents", type=names, default=[], metavar="NAME,NAME",
+                           help="only these of the study's agents, comma-separated (default: all), e.g. "
+                                + ("'O-KP/R-KP,O-PQ/R-KP'" if name == "ablation" else "'without randomisation'"))
             p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                            help="config override for every agent, as for train --set (repeatable)")
             p.add_argument("--no-pybullet", dest="pybullet", action="store_false",

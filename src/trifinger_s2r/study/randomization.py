@@ -13,7 +13,7 @@ from pathlib import Path
 
 from trifinger_s2r.study import report
 from trifinger_s2r.study.plots import learning_curves, success_bars
-from trifinger_s2r.study.training import Agent, TrainingStudyConfig, run_agents
+from trifinger_s2r.study.training import Agent, TrainingStudyConfig, run_agents, select_agents
 
 AGENTS = (
     Agent("with randomisation", ("env.task.randomization.enabled=true",)),
@@ -27,17 +27,19 @@ def run_randomization(study: TrainingStudyConfig, out_dir: Path, command: str = 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     provenance = report.provenance(command)  # when it started, at which commit
-    agents = run_agents(study, list(AGENTS), out_dir, progress)
+    selected = select_agents(study, AGENTS)
+    agents = run_agents(study, selected, out_dir, progress)
     platforms = ["sim"] + (["pybullet"] if study.pybullet else [])
     with_dr, without_dr = (a.name for a in AGENTS)
-    verdicts = {p: [report.compare(with_dr, without_dr, agents[with_dr][p], agents[without_dr][p])]
+    both = with_dr in agents and without_dr in agents
+    verdicts = {p: [report.compare(with_dr, without_dr, agents[with_dr][p], agents[without_dr][p])] if both else []
                 for p in platforms}
     result = {"study": "randomization", "preset": study.preset, "budget_steps": study.budget_steps,
               "seeds": study.seeds, "episodes": study.episodes, "overrides": list(study.overrides),
               "agents": agents, "verdicts": verdicts, "figures": ["randomization_curves.png", "randomization.png"],
               "provenance": provenance}
     report.write_json(out_dir, result)
-    names = [a.name for a in AGENTS]
+    names = [a.name for a in selected]
     learning_curves(out_dir / "randomization_curves.png", {n: [r["curve"] for r in agents[n]["runs"]] for n in names},
                     f"Training success with and without randomisation, {study.preset} ({study.seeds} seed(s))")
     series = {_platform_name(p): [agents[n][p] for n in names] for p in platforms}
@@ -57,7 +59,7 @@ def _write_report(out_dir: Path, result: dict, platforms: list[str]) -> None:
              ", ".join("-" if r["final_training_success"] is None else f"{100 * r['final_training_success']:.0f}%"
                        for r in agent["runs"])]
             for name, agent in result["agents"].items()]
-    verdict_rows = [[_platform_name(p), v["claim"], v["verdict"], v["better"], v["worse"]]
+    verdict_rows = [[_platform_name(p), v["claim"], v["verdict"], v["better"], v["worse"], report.percent_difference(v)]
                     for p in platforms for v in result["verdicts"][p]]
     sections = [
         (f"Preset `{result['preset']}`, {result['seeds']} seed(s) per agent, {result['budget_steps']:,} env steps "
@@ -68,6 +70,7 @@ def _write_report(out_dir: Path, result: dict, platforms: list[str]) -> None:
                       "final training success per seed"], rows),
         "![success per agent](randomization.png)",
         "With against without randomisation (reproduced: with's 80% interval lies above without's; refuted: below; "
-        "open: they overlap):\n\n" + report.table(["where", "claim", "verdict", "with", "without"], verdict_rows),
+        "open: they overlap; the difference's 80% interval bounds any effect left open):\n\n"
+        + report.table(["where", "claim", "verdict", "with", "without", "difference (80% interval)"], verdict_rows),
     ]
     report.write_report(out_dir, "Domain randomisation on and off", sections)

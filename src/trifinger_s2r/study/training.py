@@ -48,6 +48,8 @@ class TrainingStudyConfig:
     """Parallel training envs (None: the preset's)."""
     overrides: tuple[str, ...] = ()
     """Config overrides for every agent (dotted keys, as `train --set`)."""
+    agents: tuple[str, ...] = ()
+    """Names of the study's agents to run (empty: all of them), e.g. two agents at more seeds."""
     pybullet: bool = True
     videos: bool = True
     """Film the first seed's first evaluation episode of each agent on each platform."""
@@ -60,6 +62,17 @@ class TrainingStudyConfig:
                 raise ValueError(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if self.num_envs is not None and self.num_envs <= 0:
             raise ValueError(f"num-envs must be positive, got {self.num_envs}")
+
+
+def select_agents(study: TrainingStudyConfig, agents: tuple[Agent, ...]) -> list[Agent]:
+    """The study's agents named in study.agents, in the study's order (all of them when none is named)."""
+    if not study.agents:
+        return list(agents)
+    valid = [a.name for a in agents]
+    unknown = [name for name in study.agents if name not in valid]
+    if unknown:
+        raise ValueError(f"unknown agent(s) {unknown}; valid: {valid}")
+    return [a for a in agents if a.name in study.agents]
 
 
 def agent_config(study: TrainingStudyConfig, agent: Agent, seed: int) -> TrainConfig:
