@@ -98,6 +98,22 @@ class TestTrainingStudies:
         assert low <= verdict["difference"] <= high and high - low > 0
         assert "--agents 'O-PQ/R-KP,O-KP/R-KP'" in result["provenance"]["command"]
 
+    def test_each_seed_is_judged_on_its_own_episodes_the_same_for_every_agent(self, tmp_path, monkeypatch):
+        """Pooling seeds pools distinct episodes; agents are still compared on the same ones."""
+        from trifinger_s2r.study import episodes
+
+        judged = []
+        judge = episodes.run_mujoco
+
+        def recording(policy, cfg, variant, count, seed, *args, **kwargs):
+            judged.append((cfg.env.task.obs_type, seed))
+            return judge(policy, cfg, variant, count, seed, *args, **kwargs)
+
+        monkeypatch.setattr(episodes, "run_mujoco", recording)
+        main(["study", "ablation", *TINY, "--seeds", "2", "--agents", "O-KP/R-KP,O-PQ/R-KP", "--no-pybullet",
+              "--no-video", "--out", str(tmp_path)])
+        assert judged == [("keypoints", 0), ("keypoints", 1), ("pq", 0), ("pq", 1)]
+
 
 class TestDifferenceInterval:
     @staticmethod

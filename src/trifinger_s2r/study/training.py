@@ -3,8 +3,8 @@ machinery of the ablation and randomisation studies.
 
 Each agent is the preset plus its own config overrides (dotted `--set` keys) plus the study's; each seed trains
 `ceil(budget_steps / (num_envs * num_steps_per_env))` iterations into `runs/AGENT-seedS/` (a run that already holds
-its final checkpoint is reused, so a killed study continues where it stopped). Every agent is then judged on the
-same episodes (evaluation seed 0): N in our simulation under the preset's randomisation with the camera model on,
+its final checkpoint is reused, so a killed study continues where it stopped). Seed s of every agent is then judged on
+the same episodes (evaluation seed s): N in our simulation under the preset's randomisation with the camera model on,
 the conditions closest to a robot, and N on PyBullet through the deployment runner (tracker model on).
 """
 
@@ -19,7 +19,8 @@ from pathlib import Path
 from trifinger_s2r.train.config import PRESETS, TrainConfig
 
 EVAL_SEED = 0
-"""Every agent is judged on the same episodes."""
+"""Seed s of every agent is judged on the episodes of evaluation seed EVAL_SEED + s: agents are compared on the
+same episodes, and pooling seeds pools distinct episodes (N = seeds x episodes), not the same ones again."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,7 +155,7 @@ def _run_seed(study: TrainingStudyConfig, agent: Agent, seed: int, out_dir: Path
     policy, trained_cfg = checkpoint_policy(checkpoint)
     film = study.videos and seed == 0
     sim_video = out_dir / "videos" / f"{agent.slug}_sim.mp4" if film and _can_render() else None
-    sim = run_mujoco(policy, sim_eval_config(trained_cfg, study), "cube", study.episodes, EVAL_SEED, sim_video,
+    sim = run_mujoco(policy, sim_eval_config(trained_cfg, study), "cube", study.episodes, EVAL_SEED + seed, sim_video,
                      f"{agent.name}, our sim")
     run = {"seed": seed, "run_dir": str(run_dir.relative_to(out_dir)), "checkpoint": checkpoint.name,
            "env_steps": curve[-1][0] if curve else None, "final_training_success": _last_rate(curve),
@@ -166,7 +167,7 @@ def _run_seed(study: TrainingStudyConfig, agent: Agent, seed: int, out_dir: Path
 
         bundle = OnnxPolicy(export_checkpoint(checkpoint, run_dir / "bundle"))
         pb_video = out_dir / "videos" / f"{agent.slug}_pybullet.mp4" if film else None
-        run["pybullet"] = _summary(run_pybullet(bundle, bundle.metadata, "cube", study.episodes, EVAL_SEED, pb_video,
+        run["pybullet"] = _summary(run_pybullet(bundle, bundle.metadata, "cube", study.episodes, EVAL_SEED + seed, pb_video,
                                                 f"{agent.name}, PyBullet"))
         if pb_video is not None:
             run["videos"].append(str(pb_video.relative_to(out_dir)))
