@@ -98,21 +98,47 @@ class TestTrainingStudies:
         assert low <= verdict["difference"] <= high and high - low > 0
         assert "--agents 'O-PQ/R-KP,O-KP/R-KP'" in result["provenance"]["command"]
 
-    def test_each_seed_is_judged_on_its_own_episodes_the_same_for_every_agent(self, tmp_path, monkeypatch):
-        """Pooling seeds pools distinct episodes; agents are still compared on the same ones."""
-        from trifinger_s2r.study import episodes
+    @pytest.fixture
+    def judged(self, monkeypatch):
+        """(obs type, evaluation seed) of every judgement in our simulation, with the code at a fixed version."""
+        from trifinger_s2r.study import episodes, report
 
-        judged = []
+        seen = []
         judge = episodes.run_mujoco
 
         def recording(policy, cfg, variant, count, seed, *args, **kwargs):
-            judged.append((cfg.env.task.obs_type, seed))
+            seen.append((cfg.env.task.obs_type, seed))
             return judge(policy, cfg, variant, count, seed, *args, **kwargs)
 
         monkeypatch.setattr(episodes, "run_mujoco", recording)
+        monkeypatch.setattr(report, "code_version", lambda: "abc1234")
+        return seen
+
+    def test_each_seed_is_judged_on_its_own_episodes_the_same_for_every_agent(self, tmp_path, judged):
+        """Pooling seeds pools distinct episodes; agents are still compared on the same ones."""
         main(["study", "ablation", *TINY, "--seeds", "2", "--agents", "O-KP/R-KP,O-PQ/R-KP", "--no-pybullet",
               "--no-video", "--out", str(tmp_path)])
         assert judged == [("keypoints", 0), ("keypoints", 1), ("pq", 0), ("pq", 1)]
+
+    def test_a_study_run_again_judges_only_what_is_new(self, tmp_path, judged, monkeypatch, capsys):
+        """More seeds judge only the new seeds; other episodes, other code or uncommitted code judge again."""
+        from trifinger_s2r.study import report
+
+        argv = ["study", "ablation", *TINY, "--agents", "O-PQ/R-KP", "--no-pybullet", "--no-video",
+                "--out", str(tmp_path), "--json"]
+        first = _run(capsys, argv)
+        again = _run(capsys, [*argv, "--seeds", "2"])
+        assert judged == [("pq", 0), ("pq", 1)]
+        assert [r["judgement_reused"] for r in again["agents"]["O-PQ/R-KP"]["runs"]] == [True, False]
+        assert again["agents"]["O-PQ/R-KP"]["runs"][0]["sim"] == first["agents"]["O-PQ/R-KP"]["runs"][0]["sim"]
+        _run(capsys, [*argv, "--seeds", "2", "--episodes", "3"])
+        monkeypatch.setattr(report, "code_version", lambda: "def5678")
+        _run(capsys, [*argv, "--seeds", "1"])
+        assert judged == [("pq", 0), ("pq", 1), ("pq", 0), ("pq", 1), ("pq", 0)]
+        monkeypatch.setattr(report, "code_version", lambda: None)  # uncommitted changes: no reuse
+        _run(capsys, [*argv, "--seeds", "1"])
+        _run(capsys, [*argv, "--seeds", "1"])
+        assert judged[5:] == [("pq", 0), ("pq", 0)]
 
 
 class TestDifferenceInterval:

@@ -17,13 +17,34 @@ REPORT_FILE = "report.md"
 
 def provenance(command: str) -> dict:
     """When, where and from which code a study ran."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True,
-                                timeout=10, cwd=Path(__file__).parent).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
     return {"command": command, "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "commit": commit, "host": platform.node(), "cpu_count": os.cpu_count(), "python": platform.python_version()}
+            "commit": code_commit(), "host": platform.node(), "cpu_count": os.cpu_count(),
+            "python": platform.python_version()}
+
+
+def code_commit() -> str | None:
+    """The short commit of HEAD (None outside git)."""
+    return _git("rev-parse", "--short", "HEAD") or None
+
+
+def code_version() -> str | None:
+    """The git tree id of this package's sources at HEAD: it changes with the code, not with docs or tests. None
+    outside git or when the sources have uncommitted changes (then no id names the code that runs)."""
+    if _git("status", "--porcelain", "--", ".") != "":
+        return None
+    return _git("rev-parse", "HEAD:./") or None
+
+
+def _git(*args: str) -> str | None:
+    """A git command's output, stripped, run in this package's folder (None when git fails or is absent)."""
+    try:
+        done = subprocess.run(["git", *args], check=False, capture_output=True, text=True, timeout=10,
+                              cwd=Path(__file__).resolve().parent.parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    return done.stdout.strip()
 
 
 def write_json(out_dir: Path, result: dict) -> Path:

@@ -5,12 +5,16 @@ Each agent is the preset plus its own config overrides (dotted `--set` keys) plu
 `ceil(budget_steps / (num_envs * num_steps_per_env))` iterations into `runs/AGENT-seedS/` (a run that already holds
 its final checkpoint is reused, so a killed study continues where it stopped). Seed s of every agent is then judged on
 the same episodes (evaluation seed s): N in our simulation under the preset's randomisation with the camera model on,
-the conditions closest to a robot, and N on PyBullet through the deployment runner (tracker model on).
+the conditions closest to a robot, and N on PyBullet through the deployment runner (tracker model on). Each
+judgement is kept in its run folder (`judged.json`) with what it depended on (the checkpoint's bytes, the episodes,
+the judging config, the package's committed code), so a study run again with more seeds judges only the new ones.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import re
 from collections.abc import Callable
@@ -18,6 +22,8 @@ from pathlib import Path
 
 from trifinger_s2r.train.config import PRESETS, TrainConfig
 
+JUDGED_FILE = "judged.json"
+"""In each run folder: the seed's judgement and what it depended on, reused when a study is run again."""
 EVAL_SEED = 0
 """Seed s of every agent is judged on the episodes of evaluation seed EVAL_SEED + s: agents are compared on the
 same episodes, and pooling seeds pools distinct episodes (N = seeds x episodes), not the same ones again."""
@@ -152,14 +158,18 @@ def _run_seed(study: TrainingStudyConfig, agent: Agent, seed: int, out_dir: Path
     run_dir = out_dir / "runs" / f"{agent.slug}-seed{seed}"
     checkpoint = train_agent(cfg, run_dir)
     curve = learning_curve(run_dir)
-    policy, trained_cfg = checkpoint_policy(checkpoint)
-    film = study.videos and seed == 0
-    sim_video = out_dir / "videos" / f"{agent.slug}_sim.mp4" if film and _can_render() else None
-    sim = run_mujoco(policy, sim_eval_config(trained_cfg, study), "cube", study.episodes, EVAL_SEED + seed, sim_video,
-                     f"{agent.name}, our sim")
     run = {"seed": seed, "run_dir": str(run_dir.relative_to(out_dir)), "checkpoint": checkpoint.name,
            "env_steps": curve[-1][0] if curve else None, "final_training_success": _last_rate(curve),
-           "curve": curve, "sim": _summary(sim), "pybullet": None, "videos": []}
+           "curve": curve, "sim": None, "pybullet": None, "videos": [], "judgement_reused": False}
+    film = study.videos and seed == 0
+    key = _judgement_key(study, seed, checkpoint)
+    cached = None if film or key is None else _cached_judgement(run_dir, key)
+    if cached is not None:
+        return {**run, **cached, "judgement_reused": True}
+    policy, trained_cfg = checkpoint_policy(checkpoint)
+    sim_video = out_dir / "videos" / f"{agent.slug}_sim.mp4" if film and _can_render() else None
+    run["sim"] = _summary(run_mujoco(policy, sim_eval_config(trained_cfg, study), "cube", study.episodes,
+                                     EVAL_SEED + seed, sim_video, f"{agent.name}, our sim"))
     if sim_video is not None:
         run["videos"].append(str(sim_video.relative_to(out_dir)))
     if study.pybullet:
@@ -167,11 +177,39 @@ def _run_seed(study: TrainingStudyConfig, agent: Agent, seed: int, out_dir: Path
 
         bundle = OnnxPolicy(export_checkpoint(checkpoint, run_dir / "bundle"))
         pb_video = out_dir / "videos" / f"{agent.slug}_pybullet.mp4" if film else None
-        run["pybullet"] = _summary(run_pybullet(bundle, bundle.metadata, "cube", study.episodes, EVAL_SEED + seed, pb_video,
-                                                f"{agent.name}, PyBullet"))
+        run["pybullet"] = _summary(run_pybullet(bundle, bundle.metadata, "cube", study.episodes, EVAL_SEED + seed,
+                                                pb_video, f"{agent.name}, PyBullet"))
         if pb_video is not None:
             run["videos"].append(str(pb_video.relative_to(out_dir)))
+    if key is not None:
+        (run_dir / JUDGED_FILE).write_text(json.dumps({"key": key, "sim": run["sim"], "pybullet": run["pybullet"]}))
     return run
+
+
+def _judgement_key(study: TrainingStudyConfig, seed: int, checkpoint: Path) -> dict | None:
+    """Everything a seed's judgement depends on: the checkpoint's bytes, the episodes, the judging config and the
+    code (None, so nothing is cached, when the package has uncommitted changes or is not in git)."""
+    from trifinger_s2r.study.report import code_version
+
+    version = code_version()
+    if version is None:
+        return None
+    return {"code_version": version, "checkpoint_sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest(),
+            "preset": study.preset, "overrides": list(study.overrides), "episodes": study.episodes,
+            "eval_seed": EVAL_SEED + seed, "pybullet": study.pybullet}
+
+
+def _cached_judgement(run_dir: Path, key: dict) -> dict | None:
+    """A seed's judgement from an earlier run of a study, if it judged the same checkpoint in the same way: a study
+    run again with more seeds (or a run copied from another study with the same training config) judges only
+    what is new."""
+    try:
+        cached = json.loads((run_dir / JUDGED_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(cached, dict) or cached.get("key") != key:
+        return None
+    return {"sim": cached["sim"], "pybullet": cached["pybullet"]}
 
 
 def _can_render() -> bool:
