@@ -95,7 +95,7 @@ class TestTrainingStudies:
         [verdict] = result["verdicts"]["sim"]
         assert verdict["claim"] == "O-KP/R-KP > O-PQ/R-KP"
         low, high = verdict["difference_ci80_low"], verdict["difference_ci80_high"]
-        assert low <= verdict["difference"] <= high and high - low > 0
+        assert low <= verdict["difference"] <= high and high - low > 0 and "seeds_difference_ci80" in verdict
         assert "--agents 'O-PQ/R-KP,O-KP/R-KP'" in result["provenance"]["command"]
 
     @pytest.fixture
@@ -172,6 +172,27 @@ class TestDifferenceInterval:
         a, b = ({"success_rate": w / n, "ci80_low": lo, "ci80_high": hi}
                 for (w, n), (lo, hi) in zip(((56, 70), (48, 80)), z95, strict=True))
         assert difference_interval(a, b) == pytest.approx((0.0524, 0.3339), abs=5e-4)
+
+    def test_over_seeds_the_interval_counts_the_spread_between_seeds(self):
+        """The 6-seed ablation of 2026-12-07 in our simulation (per-seed rates of O-KP/R-KP and O-PQ/R-KP)."""
+        from trifinger_s2r.study.report import seed_difference_interval
+
+        kp = [0.525, 0.425, 0.475, 0.40, 0.45, 0.50]
+        pq = [0.425, 0.375, 0.25, 0.35, 0.475, 0.45]
+        seeds = seed_difference_interval(kp, pq)
+        assert seeds["difference"] == pytest.approx(0.075)
+        assert (seeds["ci80_low"], seeds["ci80_high"]) == pytest.approx((0.021, 0.129), abs=1e-3)
+        assert seeds["p_one_sided"] == pytest.approx(0.044, abs=1e-3) and seeds["seeds"] == [6, 6]
+        wider = seed_difference_interval([0.2, 0.8, 0.2, 0.8, 0.2, 0.8], [0.5] * 6)
+        assert wider["ci80_low"] < -0.1 < 0.1 < wider["ci80_high"]
+
+    def test_over_seeds_needs_two_seeds_and_some_spread(self):
+        from trifinger_s2r.study.report import compare, seed_difference_interval
+
+        assert seed_difference_interval([0.5], [0.4, 0.3]) is None
+        assert seed_difference_interval([0.5, 0.5], [0.4, 0.4]) is None
+        summary = {"success_rate": 0.5, "ci80_low": 0.4, "ci80_high": 0.6, "per_seed": [0.5]}
+        assert compare("a", "b", summary, summary)["seeds_difference_ci80"] is None
 
 
 class TestRobustness:

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -83,9 +84,29 @@ def compare(better: str, worse: str, a: dict, b: dict) -> dict:
     else:
         verdict = "open"
     low, high = difference_interval(a, b)
+    over_seeds = seed_difference_interval(a.get("per_seed", []), b.get("per_seed", []))
     return {"claim": f"{better} > {worse}", "verdict": verdict, "better": percent_ci(a), "worse": percent_ci(b),
             "difference": a["success_rate"] - b["success_rate"], "difference_ci80_low": low,
-            "difference_ci80_high": high}
+            "difference_ci80_high": high, "seeds_difference_ci80": over_seeds}
+
+
+def seed_difference_interval(a: list[float], b: list[float]) -> dict | None:
+    """The difference of two agents' mean per-seed success rates with its 80% Welch t interval and the one-sided p
+    of 'a > b': the spread between training seeds, which the pooled episodes' interval does not see. None with
+    fewer than two seeds per agent or no spread at all."""
+    from scipy import stats
+
+    if len(a) < 2 or len(b) < 2:
+        return None
+    var_a, var_b = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    if var_a + var_b == 0:
+        return None
+    mean = statistics.fmean(a) - statistics.fmean(b)
+    dof = (var_a + var_b) ** 2 / (var_a**2 / (len(a) - 1) + var_b**2 / (len(b) - 1))
+    se = math.sqrt(var_a + var_b)
+    half = float(stats.t.ppf(0.9, dof)) * se
+    return {"difference": mean, "ci80_low": mean - half, "ci80_high": mean + half,
+            "p_one_sided": float(stats.t.sf(mean / se, dof)), "seeds": [len(a), len(b)]}
 
 
 def difference_interval(a: dict, b: dict) -> tuple[float, float]:
@@ -102,6 +123,15 @@ def percent_difference(verdict: dict) -> str:
     """'+3.8 points (-4.1 to +11.6)': a compare() difference with its 80% interval."""
     return (f"{100 * verdict['difference']:+.1f} points ({100 * verdict['difference_ci80_low']:+.1f} to "
             f"{100 * verdict['difference_ci80_high']:+.1f})")
+
+
+def percent_seed_difference(verdict: dict) -> str:
+    """'+3.8 points (-9.0 to +16.6), p = 0.31': the difference over training seeds, or '-' without it."""
+    seeds = verdict.get("seeds_difference_ci80")
+    if seeds is None:
+        return "-"
+    return (f"{100 * seeds['difference']:+.1f} points ({100 * seeds['ci80_low']:+.1f} to "
+            f"{100 * seeds['ci80_high']:+.1f}), p = {seeds['p_one_sided']:.2f}")
 
 
 def provenance_section(prov: dict) -> str:
