@@ -195,6 +195,62 @@ class TestDifferenceInterval:
         assert compare("a", "b", summary, summary)["seeds_difference_ci80"] is None
 
 
+class TestVerdict:
+    @staticmethod
+    def _pooled(per_seed: list[float], episodes_per_seed: int = 40) -> dict:
+        from trifinger_s2r.study.training import pool
+
+        return pool([{"success_rate": r, "ci80_low": 0.0, "ci80_high": 1.0, "episodes": episodes_per_seed,
+                      "mean_position_error_m": 0.0, "mean_orientation_error_rad": 0.0} for r in per_seed])
+
+    def test_a_difference_whose_interval_excludes_zero_is_reproduced_though_the_agents_intervals_overlap(self):
+        """The 6-seed ablation of 2026-12-07 in our simulation: 46.2% against 38.8% of 240 episodes each."""
+        from trifinger_s2r.study.report import compare
+
+        kp = self._pooled([0.525, 0.425, 0.475, 0.40, 0.45, 0.50])
+        pq = self._pooled([0.425, 0.375, 0.25, 0.35, 0.475, 0.45])
+        verdict = compare("kp", "pq", kp, pq)
+        assert verdict["intervals_overlap"] and verdict["difference_ci80_low"] > 0
+        assert verdict["verdict"] == "reproduced"
+        assert compare("pq", "kp", pq, kp)["verdict"] == "refuted"
+
+    def test_seeds_that_disagree_leave_it_open(self):
+        """The same pooled rates, but the seeds swing widely: the episodes alone would say reproduced."""
+        from trifinger_s2r.study.report import compare
+
+        kp = self._pooled([0.9, 0.05, 0.85, 0.05, 0.85, 0.075])
+        pq = self._pooled([0.425, 0.375, 0.25, 0.35, 0.475, 0.45])
+        verdict = compare("kp", "pq", kp, pq)
+        assert verdict["difference_ci80_low"] > 0 and verdict["seeds_difference_ci80"]["ci80_low"] < 0
+        assert verdict["verdict"] == "open"
+
+    def test_one_seed_is_judged_on_its_episodes(self):
+        from trifinger_s2r.study.report import compare
+
+        assert compare("a", "b", self._pooled([0.8], 80), self._pooled([0.5], 80))["verdict"] == "reproduced"
+        assert compare("a", "b", self._pooled([0.55], 80), self._pooled([0.5], 80))["verdict"] == "open"
+
+
+class TestCodeVersion:
+    LISTING = ("100644 blob {}\t__init__.py", "100644 blob {}\ttrain/trainer.py", "100644 blob {}\tstudy/report.py")
+
+    def _version(self, monkeypatch, blobs: tuple[str, str, str], status: str = "") -> str | None:
+        from trifinger_s2r.study import report
+
+        listing = "\n".join(line.format(blob) for line, blob in zip(self.LISTING, blobs, strict=True))
+        monkeypatch.setattr(report, "_git", lambda *args: status if args[0] == "status" else listing)
+        return report.code_version()
+
+    def test_only_the_judging_code_versions_a_judgement(self, monkeypatch):
+        base = self._version(monkeypatch, ("a1", "b1", "c1"))
+        assert base is not None
+        assert self._version(monkeypatch, ("a1", "b1", "c2")) == base  # the report's wording changed
+        assert self._version(monkeypatch, ("a1", "b2", "c1")) != base  # the trainer changed
+
+    def test_uncommitted_judging_code_has_no_version(self, monkeypatch):
+        assert self._version(monkeypatch, ("a1", "b1", "c1"), status=" M train/trainer.py") is None
+
+
 class TestRobustness:
     def test_mujoco_prints_the_documented_json_and_films_each_object(self, randomization_run, tmp_path, capsys):
         runs, _ = randomization_run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import math
 import os
@@ -28,12 +29,24 @@ def code_commit() -> str | None:
     return _git("rev-parse", "--short", "HEAD") or None
 
 
+REPORTING_SOURCES = ("study/report.py", "study/plots.py", "study/ablation.py", "study/randomization.py",
+                     "study/robustness.py", "study/cli.py")
+"""The package's files that only turn judgements into verdicts, figures and reports (or run other studies): a
+change to them alone leaves every judged episode as it was."""
+
+
 def code_version() -> str | None:
-    """The git tree id of this package's sources at HEAD: it changes with the code, not with docs or tests. None
-    outside git or when the sources have uncommitted changes (then no id names the code that runs)."""
-    if _git("status", "--porcelain", "--", ".") != "":
+    """The version of the code that judges episodes: a hash of the git blobs of this package's sources at HEAD,
+    except REPORTING_SOURCES. It changes with that code, not with docs, tests or the studies' reporting. None outside
+    git or when those sources have uncommitted changes (then no id names the code that runs)."""
+    excluded = [f":(exclude){path}" for path in REPORTING_SOURCES]
+    if _git("status", "--porcelain", "--", ".", *excluded) != "":
         return None
-    return _git("rev-parse", "HEAD:./") or None
+    listing = _git("ls-tree", "-r", "--full-tree", "HEAD:./")
+    if not listing:
+        return None
+    kept = [line for line in listing.splitlines() if line.split("\t", 1)[-1] not in REPORTING_SOURCES]
+    return hashlib.sha1("\n".join(kept).encode()).hexdigest()
 
 
 def _git(*args: str) -> str | None:
@@ -74,20 +87,32 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 
 def compare(better: str, worse: str, a: dict, b: dict) -> dict:
-    """Whether the intervals settle 'better beats worse': reproduced (a's interval above b's), refuted (b's above
-    a's) or open (the 80% intervals overlap); with the difference a - b and its 80% interval, which bounds the
-    size of any effect the verdict leaves open."""
-    if a["ci80_low"] > b["ci80_high"]:
+    """Whether the 80% intervals settle 'better beats worse': reproduced when the interval of the difference a - b
+    lies above zero over the pooled episodes and, with two or more seeds per agent, also over training seeds; refuted
+    when both lie below zero; open otherwise. The difference's interval is the test of a difference (two agents'
+    own intervals can overlap while their difference's excludes zero); requiring the seeds' one too keeps a verdict
+    from resting on a few lucky training runs. `intervals_overlap` keeps the earlier rule (the agents' own 80%
+    intervals overlap) for comparison with older reports."""
+    low, high = difference_interval(a, b)
+    over_seeds = seed_difference_interval(a.get("per_seed", []), b.get("per_seed", []))
+    seeds_low, seeds_high = (low, high) if over_seeds is None else (over_seeds["ci80_low"], over_seeds["ci80_high"])
+    if low > 0 and seeds_low > 0:
         verdict = "reproduced"
-    elif b["ci80_low"] > a["ci80_high"]:
+    elif high < 0 and seeds_high < 0:
         verdict = "refuted"
     else:
         verdict = "open"
-    low, high = difference_interval(a, b)
-    over_seeds = seed_difference_interval(a.get("per_seed", []), b.get("per_seed", []))
+    overlap = a["ci80_low"] <= b["ci80_high"] and b["ci80_low"] <= a["ci80_high"]
     return {"claim": f"{better} > {worse}", "verdict": verdict, "better": percent_ci(a), "worse": percent_ci(b),
             "difference": a["success_rate"] - b["success_rate"], "difference_ci80_low": low,
-            "difference_ci80_high": high, "seeds_difference_ci80": over_seeds}
+            "difference_ci80_high": high, "seeds_difference_ci80": over_seeds, "intervals_overlap": overlap}
+
+
+VERDICT_RULE = ("reproduced: the 80% interval of the difference lies above zero, over the pooled episodes and, with "
+                "two or more seeds per agent, over training seeds, which counts the spread between seeds that the "
+                "pooled episodes do not see; refuted: both below zero; open: otherwise. The last column says whether "
+                "the two agents' own 80% intervals overlap, the rule of the reports before 2026-12-07")
+"""The rule of compare(), as the reports state it."""
 
 
 def seed_difference_interval(a: list[float], b: list[float]) -> dict | None:
