@@ -57,6 +57,7 @@ class TestTrainingStudies:
             assert agent["runs"][0]["curve"][0][0] == 8 * 24
         assert [v["verdict"] in ("reproduced", "refuted", "open") for v in result["verdicts"]["pybullet"]] == [True]
         assert json.loads((out / "study.json").read_text())["agents"].keys() == result["agents"].keys()
+        assert "randomization_differences.png" in result["figures"]
         for figure in result["figures"]:
             assert (out / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
             assert f"]({figure})" in (out / "report.md").read_text()
@@ -75,7 +76,7 @@ class TestTrainingStudies:
         assert {a["runs"][0]["env_steps"] for a in result["agents"].values()} == {8 * 24}
         assert result["agents"]["O-PQ/R-KP"]["overrides"] == ["env.task.obs_type=pq", "env.task.reward_type=keypoints"]
         assert len(result["verdicts"]["sim"]) == 5 and "pybullet" not in result["verdicts"]
-        for name in ("study.json", "report.md", "ablation.png", "ablation_curves.png"):
+        for name in ("study.json", "report.md", "ablation.png", "ablation_curves.png", "ablation_differences.png"):
             assert (tmp_path / name).is_file()
         config = json.loads((tmp_path / "runs" / "o-pq-r-kp-seed0" / "config.json").read_text())
         assert config["env"]["task"]["obs_type"] == "pq" and config["env"]["task"]["reward_type"] == "keypoints"

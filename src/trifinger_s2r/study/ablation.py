@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from trifinger_s2r.study import report
-from trifinger_s2r.study.plots import learning_curves, success_bars
+from trifinger_s2r.study.plots import difference_intervals, learning_curves, success_bars
 from trifinger_s2r.study.training import Agent, TrainingStudyConfig, run_agents, select_agents
 
 AGENTS = (
@@ -42,7 +42,8 @@ def run_ablation(study: TrainingStudyConfig, out_dir: Path, command: str = "",
     verdicts = {p: [report.compare(a, b, agents[a][p], agents[b][p]) for a, b in claims] for p in platforms}
     result = {"study": "ablation", "preset": study.preset, "budget_steps": study.budget_steps, "seeds": study.seeds,
               "episodes": study.episodes, "overrides": list(study.overrides), "agents": agents, "verdicts": verdicts,
-              "figures": ["ablation.png", "ablation_curves.png"], "provenance": provenance}
+              "figures": ["ablation.png", "ablation_curves.png"] + (["ablation_differences.png"] if claims else []),
+              "provenance": provenance}
     report.write_json(out_dir, result)
     names = [a.name for a in selected]
     series = {_platform_name(p): [agents[n][p] for n in names] for p in platforms}
@@ -51,6 +52,11 @@ def run_ablation(study: TrainingStudyConfig, out_dir: Path, command: str = "",
                  f"{study.seeds} seed(s) x {study.budget_steps:,} env steps, N = {study.episodes} per seed", points=points)
     learning_curves(out_dir / "ablation_curves.png", {n: [r["curve"] for r in agents[n]["runs"]] for n in names},
                     f"Training success, {study.preset}")
+    if claims:
+        difference_intervals(out_dir / "ablation_differences.png",
+                             [(f"{v['claim']}\n{_platform_name(p)}", v) for p in platforms for v in verdicts[p]],
+                             f"The paper's orderings as differences, {study.preset}: {study.seeds} seed(s) x "
+                             f"{study.budget_steps:,} env steps, N = {study.episodes} per seed")
     _write_report(out_dir, result, platforms)
     return result
 
@@ -73,6 +79,7 @@ def _write_report(out_dir: Path, result: dict, platforms: list[str]) -> None:
         report.provenance_section(result["provenance"]),
         report.table(["agent", *(f"success, {_platform_name(p)}" for p in platforms), "per seed (our sim)"], rows),
         "![success per agent](ablation.png)\n\n![training success](ablation_curves.png)",
+        *(["![the orderings as differences](ablation_differences.png)"] if verdict_rows else []),
         f"The paper's ordering, claim by claim ({report.VERDICT_RULE}):\n\n"
         + report.table(["where", "claim", "verdict", "better", "worse", "difference (80% interval)",
                         "over training seeds (80% Welch interval, one-sided p)",

@@ -76,6 +76,37 @@ def learning_curves(path: Path, curves: dict[str, Sequence[Sequence[tuple[int, f
     return _save(plt, fig, path)
 
 
+def difference_intervals(path: Path, rows: Sequence[tuple[str, dict]], title: str) -> Path:
+    """One row per (label, compare() verdict): the difference in points with its 80% interval over the pooled
+    episodes (thick) and over training seeds (thin, where there is one), against the zero line the verdict is read
+    from; the verdict is written at the right."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.0, 1.2 + 0.55 * max(1, len(rows))))
+    colours = {"reproduced": "tab:green", "refuted": "tab:red", "open": "tab:grey"}
+    labelled = {"episodes": False, "seeds": False}
+    for y, (label, verdict) in enumerate(reversed(rows)):
+        colour = colours.get(verdict["verdict"], "black")
+        low, high = 100 * verdict["difference_ci80_low"], 100 * verdict["difference_ci80_high"]
+        ax.plot([low, high], [y + 0.1, y + 0.1], color=colour, linewidth=5, alpha=0.6, solid_capstyle="butt",
+                label=None if labelled["episodes"] else "over episodes")
+        labelled["episodes"] = True
+        seeds = verdict.get("seeds_difference_ci80")
+        if seeds is not None:
+            ax.plot([100 * seeds["ci80_low"], 100 * seeds["ci80_high"]], [y - 0.15, y - 0.15], color=colour,
+                    linewidth=1.5, label=None if labelled["seeds"] else "over training seeds")
+            labelled["seeds"] = True
+        ax.plot([100 * verdict["difference"]], [y], marker="o", color="black", markersize=4)
+        ax.annotate(verdict["verdict"], (1.01, y), xycoords=("axes fraction", "data"), va="center", fontsize=8,
+                    color=colour)
+    ax.axvline(0.0, color="black", linewidth=0.8, linestyle="--")
+    ax.set_yticks(range(len(rows)), [label for label, _ in reversed(rows)], fontsize=8)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_xlabel("difference in success rate, points (80% intervals)")
+    ax.set_title(textwrap.fill(title, 80), fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    return _save(plt, fig, path)
+
+
 def _save(plt, fig, path: Path) -> Path:
     fig.tight_layout()
     path = Path(path)

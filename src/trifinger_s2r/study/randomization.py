@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from trifinger_s2r.study import report
-from trifinger_s2r.study.plots import learning_curves, success_bars
+from trifinger_s2r.study.plots import difference_intervals, learning_curves, success_bars
 from trifinger_s2r.study.training import Agent, TrainingStudyConfig, run_agents, select_agents
 
 AGENTS = (
@@ -37,7 +37,8 @@ def run_randomization(study: TrainingStudyConfig, out_dir: Path, command: str = 
                 for p in platforms}
     result = {"study": "randomization", "preset": study.preset, "budget_steps": study.budget_steps,
               "seeds": study.seeds, "episodes": study.episodes, "overrides": list(study.overrides),
-              "agents": agents, "verdicts": verdicts, "figures": ["randomization_curves.png", "randomization.png"],
+              "agents": agents, "verdicts": verdicts, "figures": ["randomization_curves.png", "randomization.png"]
+              + (["randomization_differences.png"] if both else []),
               "provenance": provenance}
     report.write_json(out_dir, result)
     names = [a.name for a in selected]
@@ -47,6 +48,11 @@ def run_randomization(study: TrainingStudyConfig, out_dir: Path, command: str = 
     points = {_platform_name(p): [agents[n][p]["per_seed"] for n in names] for p in platforms}
     success_bars(out_dir / "randomization.png", names, series, f"Randomisation on/off, {study.preset}: "
                  f"{study.budget_steps:,} env steps, N = {study.episodes} per seed", points=points)
+    if both:
+        difference_intervals(out_dir / "randomization_differences.png",
+                             [(f"with > without\n{_platform_name(p)}", v) for p in platforms for v in verdicts[p]],
+                             f"Randomisation on/off as differences, {study.preset}: {study.seeds} seed(s) x "
+                             f"{study.budget_steps:,} env steps, N = {study.episodes} per seed")
     _write_report(out_dir, result, platforms)
     return result
 
@@ -75,5 +81,6 @@ def _write_report(out_dir: Path, result: dict, platforms: list[str]) -> None:
         + report.table(["where", "claim", "verdict", "with", "without", "difference (80% interval)",
                         "over training seeds (80% Welch interval, one-sided p)",
                         "agents' intervals overlap"], verdict_rows),
+        *(["![with against without as a difference](randomization_differences.png)"] if verdict_rows else []),
     ]
     report.write_report(out_dir, "Domain randomisation on and off", sections)
