@@ -231,6 +231,37 @@ class TestVerdict:
         assert compare("a", "b", self._pooled([0.8], 80), self._pooled([0.5], 80))["verdict"] == "reproduced"
         assert compare("a", "b", self._pooled([0.55], 80), self._pooled([0.5], 80))["verdict"] == "open"
 
+    def test_an_open_claim_says_what_would_decide_it(self):
+        """The 6-seed PyBullet figures of 2026-12-07 (27.9% against 23.3%): at the planned numbers the intervals
+        just clear zero if the measured rates and spread held, and one fewer does not."""
+        from scipy import stats
+
+        from trifinger_s2r.study.report import _welch_half_width, compare, to_decide_lines
+
+        kp = self._pooled([0.30, 0.10, 0.425, 0.20, 0.225, 0.425])
+        pq = self._pooled([0.30, 0.25, 0.175, 0.10, 0.35, 0.225])
+        verdict = compare("kp", "pq", kp, pq)
+        need = verdict["to_decide"]
+        assert verdict["verdict"] == "open" and need["episodes_now"] == [240, 240] and need["seeds_now"] == [6, 6]
+        rates_var = sum(p * (1 - p) for p in (kp["success_rate"], pq["success_rate"]))
+        z = stats.norm.ppf(0.9)
+        episodes = need["episodes_per_agent"]
+        assert z * (rates_var / episodes) ** 0.5 < verdict["difference"] <= z * (rates_var / (episodes - 1)) ** 0.5
+        assert need["episodes_per_agent"] > 240
+        var_kp, var_pq = (stats.tvar(kp["per_seed"]), stats.tvar(pq["per_seed"]))
+        seeds = need["seeds_per_agent"]
+        assert seeds > 6
+        assert _welch_half_width(var_kp, var_pq, seeds) < verdict["difference"]
+        assert _welch_half_width(var_kp, var_pq, seeds - 1) >= verdict["difference"]
+        assert f"{need['episodes_per_agent']:,} episodes (now 240) and {seeds} training seeds (now 6)" in \
+            to_decide_lines([("PyBullet", verdict)])
+
+    def test_a_decided_claim_needs_nothing_more(self):
+        from trifinger_s2r.study.report import compare, to_decide_lines
+
+        verdict = compare("a", "b", self._pooled([0.8], 80), self._pooled([0.5], 80))
+        assert verdict["to_decide"] is None and to_decide_lines([("sim", verdict)]) == ""
+
 
 class TestCodeVersion:
     LISTING = ("100644 blob {}\t__init__.py", "100644 blob {}\ttrain/trainer.py", "100644 blob {}\tstudy/report.py")

@@ -84,5 +84,6 @@ def _write_report(out_dir: Path, result: dict, platforms: list[str]) -> None:
         + report.table(["where", "claim", "verdict", "better", "worse", "difference (80% interval)",
                         "over training seeds (80% Welch interval, one-sided p)",
                         "agents' intervals overlap"], verdict_rows),
+        report.to_decide_lines([(_platform_name(p), v) for p in platforms for v in result["verdicts"][p]]),
     ]
     report.write_report(out_dir, "Observation/reward ablation", sections)

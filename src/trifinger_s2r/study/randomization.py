@@ -81,6 +81,7 @@ def _write_report(out_dir: Path, result: dict, platforms: list[str]) -> None:
         + report.table(["where", "claim", "verdict", "with", "without", "difference (80% interval)",
                         "over training seeds (80% Welch interval, one-sided p)",
                         "agents' intervals overlap"], verdict_rows),
+        report.to_decide_lines([(_platform_name(p), v) for p in platforms for v in result["verdicts"][p]]),
         *(["![with against without as a difference](randomization_differences.png)"] if verdict_rows else []),
     ]
     report.write_report(out_dir, "Domain randomisation on and off", sections)

@@ -70,7 +70,7 @@ def write_json(out_dir: Path, result: dict) -> Path:
 
 def write_report(out_dir: Path, title: str, sections: Sequence[str]) -> Path:
     path = Path(out_dir) / REPORT_FILE
-    path.write_text(f"# {title}\n\n" + "\n\n".join(s.strip() for s in sections) + "\n")
+    path.write_text(f"# {title}\n\n" + "\n\n".join(s.strip() for s in sections if s.strip()) + "\n")
     return path
 
 
@@ -105,7 +105,8 @@ def compare(better: str, worse: str, a: dict, b: dict) -> dict:
     overlap = a["ci80_low"] <= b["ci80_high"] and b["ci80_low"] <= a["ci80_high"]
     return {"claim": f"{better} > {worse}", "verdict": verdict, "better": percent_ci(a), "worse": percent_ci(b),
             "difference": a["success_rate"] - b["success_rate"], "difference_ci80_low": low,
-            "difference_ci80_high": high, "seeds_difference_ci80": over_seeds, "intervals_overlap": overlap}
+            "difference_ci80_high": high, "seeds_difference_ci80": over_seeds, "intervals_overlap": overlap,
+            "to_decide": to_decide(a, b) if verdict == "open" else None}
 
 
 VERDICT_RULE = ("reproduced: the 80% interval of the difference lies above zero, over the pooled episodes and, with "
@@ -132,6 +133,53 @@ def seed_difference_interval(a: list[float], b: list[float]) -> dict | None:
     half = float(stats.t.ppf(0.9, dof)) * se
     return {"difference": mean, "ci80_low": mean - half, "ci80_high": mean + half,
             "p_one_sided": float(stats.t.sf(mean / se, dof)), "seeds": [len(a), len(b)]}
+
+
+def to_decide(a: dict, b: dict) -> dict | None:
+    """For an open claim, a planning figure: how many episodes and training seeds per agent would put the 80%
+    intervals of the difference clear of zero if the measured rates and the measured spread between seeds were the
+    true ones (normal approximation over episodes, Welch's t over seeds; at a true effect of that size the verdict
+    is then decided about half the time, so plan for more). None when the difference is zero; seeds None without
+    two seeds per agent or any spread."""
+    from scipy import stats
+
+    difference = abs(a["success_rate"] - b["success_rate"])
+    if difference == 0:
+        return None
+    rates_var = a["success_rate"] * (1 - a["success_rate"]) + b["success_rate"] * (1 - b["success_rate"])
+    episodes = math.ceil(float(stats.norm.ppf(0.9)) ** 2 * rates_var / difference**2)
+    per_a, per_b = a.get("per_seed", []), b.get("per_seed", [])
+    seeds = None
+    if len(per_a) >= 2 and len(per_b) >= 2:
+        var_a, var_b = statistics.variance(per_a), statistics.variance(per_b)
+        if var_a + var_b > 0:
+            seeds = next(n for n in range(2, 100_000) if _welch_half_width(var_a, var_b, n) < difference)
+    return {"episodes_per_agent": episodes, "seeds_per_agent": seeds, "episodes_now": [a["episodes"], b["episodes"]],
+            "seeds_now": [len(per_a), len(per_b)]}
+
+
+def _welch_half_width(var_a: float, var_b: float, seeds: int) -> float:
+    """Half-width of the 80% Welch t interval of a difference of means with `seeds` seeds per agent."""
+    from scipy import stats
+
+    dof = (var_a + var_b) ** 2 / ((var_a**2 + var_b**2) / (seeds - 1)) if var_a**2 + var_b**2 > 0 else seeds - 1
+    return float(stats.t.ppf(0.9, dof)) * math.sqrt((var_a + var_b) / seeds)
+
+
+def to_decide_lines(rows: Sequence[tuple[str, dict]]) -> str:
+    """What would settle each open claim of (where, verdict) rows, as a list; '' when none is open."""
+    lines = []
+    for where, verdict in rows:
+        need = verdict.get("to_decide")
+        if need is None:
+            continue
+        seeds = "" if need["seeds_per_agent"] is None else (
+            f" and {need['seeds_per_agent']} training seeds (now {min(need['seeds_now'])})")
+        lines.append(f"- {verdict['claim']}, {where}: if the measured difference ({100 * verdict['difference']:+.1f} "
+                     f"points) and spread held, about {need['episodes_per_agent']:,} episodes (now "
+                     f"{min(need['episodes_now']):,}){seeds} per agent would put its intervals clear of zero, half "
+                     "the time: plan for more.")
+    return ("What would decide the open claims:\n\n" + "\n".join(lines)) if lines else ""
 
 
 def difference_interval(a: dict, b: dict) -> tuple[float, float]:
