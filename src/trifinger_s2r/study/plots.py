@@ -83,27 +83,23 @@ def difference_intervals(path: Path, rows: Sequence[tuple[str, dict]], title: st
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.0, 1.2 + 0.55 * max(1, len(rows))))
     colours = {"reproduced": "tab:green", "refuted": "tab:red", "open": "tab:grey"}
-    labelled = {"episodes": False, "seeds": False}
     for y, (label, verdict) in enumerate(reversed(rows)):
         colour = colours.get(verdict["verdict"], "black")
         low, high = 100 * verdict["difference_ci80_low"], 100 * verdict["difference_ci80_high"]
-        ax.plot([low, high], [y + 0.1, y + 0.1], color=colour, linewidth=5, alpha=0.6, solid_capstyle="butt",
-                label=None if labelled["episodes"] else "over episodes")
-        labelled["episodes"] = True
+        ax.plot([low, high], [y + 0.1, y + 0.1], color=colour, linewidth=5, alpha=0.6, solid_capstyle="butt")
         seeds = verdict.get("seeds_difference_ci80")
         if seeds is not None:
             ax.plot([100 * seeds["ci80_low"], 100 * seeds["ci80_high"]], [y - 0.15, y - 0.15], color=colour,
-                    linewidth=1.5, label=None if labelled["seeds"] else "over training seeds")
-            labelled["seeds"] = True
+                    linewidth=1.5)
         ax.plot([100 * verdict["difference"]], [y], marker="o", color="black", markersize=4)
         ax.annotate(verdict["verdict"], (1.01, y), xycoords=("axes fraction", "data"), va="center", fontsize=8,
                     color=colour)
     ax.axvline(0.0, color="black", linewidth=0.8, linestyle="--")
     ax.set_yticks(range(len(rows)), [label for label, _ in reversed(rows)], fontsize=8)
     ax.set_ylim(-0.7, len(rows) - 0.3)
-    ax.set_xlabel("difference in success rate, points (80% intervals)")
+    ax.set_xlabel("difference in success rate, points: 80% interval over episodes (thick), over training seeds "
+                  "(thin)", fontsize=8)
     ax.set_title(textwrap.fill(title, 80), fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
     return _save(plt, fig, path)
 
 
