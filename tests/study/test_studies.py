@@ -98,6 +98,9 @@ class TestTrainingStudies:
         low, high = verdict["difference_ci80_low"], verdict["difference_ci80_high"]
         assert low <= verdict["difference"] <= high and high - low > 0 and "seeds_difference_ci80" in verdict
         assert "--agents 'O-PQ/R-KP,O-KP/R-KP'" in result["provenance"]["command"]
+        assert [h["seeds"] for h in verdict["by_seeds"]] == [1, 2] and "ablation_by_seeds.png" in result["figures"]
+        assert (tmp_path / "ablation_by_seeds.png").is_file() and "(ablation_by_seeds.png)" in (
+            tmp_path / "report.md").read_text()
 
     @pytest.fixture
     def judged(self, monkeypatch):
@@ -261,6 +264,43 @@ class TestVerdict:
 
         verdict = compare("a", "b", self._pooled([0.8], 80), self._pooled([0.5], 80))
         assert verdict["to_decide"] is None and to_decide_lines([("sim", verdict)]) == ""
+
+
+class TestVerdictsBySeeds:
+    @staticmethod
+    def _runs(per_seed: list[float]) -> list[dict]:
+        return [{"sim": {"success_rate": r, "ci80_low": 0.0, "ci80_high": 1.0, "episodes": 40,
+                         "mean_position_error_m": 0.0, "mean_orientation_error_rad": 0.0}} for r in per_seed]
+
+    def test_each_prefix_of_seeds_is_judged_and_the_last_is_the_studys_verdict(self):
+        """The 10-seed ablation of 2026-12-07 in our simulation: reproduced at 3-6 seeds, open once seeds 6-9 came."""
+        from trifinger_s2r.study.report import add_verdicts_by_seeds, compare, verdict_history
+        from trifinger_s2r.study.training import pool
+
+        kp = self._runs([0.525, 0.425, 0.475, 0.40, 0.45, 0.50, 0.25, 0.225, 0.40, 0.175])
+        pq = self._runs([0.425, 0.375, 0.25, 0.35, 0.475, 0.45, 0.50, 0.20, 0.45, 0.55])
+        agents = {"kp": {"runs": kp}, "pq": {"runs": pq}}
+        verdict = compare("kp", "pq", pool([r["sim"] for r in kp]), pool([r["sim"] for r in pq]))
+        verdicts = {"sim": [verdict]}
+        add_verdicts_by_seeds(verdicts, agents)
+        history = verdict["by_seeds"]
+        assert [h["seeds"] for h in history] == list(range(1, 11))
+        assert history[-1]["verdict"] == verdict["verdict"] == "open"
+        assert history[-1]["difference_ci80_low"] == verdict["difference_ci80_low"]
+        assert history[0]["seeds_ci80_low"] is None and history[1]["seeds_ci80_low"] is not None
+        assert history[5]["verdict"] == compare("kp", "pq", pool([r["sim"] for r in kp[:6]]),
+                                                pool([r["sim"] for r in pq[:6]]))["verdict"] == "reproduced"
+        assert verdict_history(history) == "open at 1-2 seeds, reproduced at 3-6, open at 7-10"
+
+    def test_the_history_reads_as_runs_of_verdicts(self):
+        from trifinger_s2r.study.report import verdict_history, verdict_history_lines
+
+        assert verdict_history([{"seeds": 1, "verdict": "open"}]) == "open at 1 seed"
+        rows = [{"seeds": k, "verdict": v} for k, v in enumerate(["reproduced", "open", "open", "refuted"], 1)]
+        assert verdict_history(rows) == "reproduced at 1 seed, open at 2-3, refuted at 4"
+        assert verdict_history_lines([("sim", {"claim": "a > b", "by_seeds": rows[:1]})]) == ""
+        assert "- a > b, sim: reproduced at 1 seed, open at 2-3, refuted at 4" in verdict_history_lines(
+            [("sim", {"claim": "a > b", "by_seeds": rows})])
 
 
 class TestCodeVersion:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from trifinger_s2r.study import report
-from trifinger_s2r.study.plots import difference_intervals, learning_curves, success_bars
+from trifinger_s2r.study.plots import difference_intervals, differences_by_seeds, learning_curves, success_bars
 from trifinger_s2r.study.training import Agent, TrainingStudyConfig, run_agents, select_agents
 
 AGENTS = (
@@ -40,9 +40,12 @@ def run_ablation(study: TrainingStudyConfig, out_dir: Path, command: str = "",
     platforms = ["sim"] + (["pybullet"] if study.pybullet else [])
     claims = [(a, b) for a, b in CLAIMS if a in agents and b in agents]
     verdicts = {p: [report.compare(a, b, agents[a][p], agents[b][p]) for a, b in claims] for p in platforms}
+    report.add_verdicts_by_seeds(verdicts, agents)
+    by_seeds = bool(claims) and study.seeds >= 2
     result = {"study": "ablation", "preset": study.preset, "budget_steps": study.budget_steps, "seeds": study.seeds,
               "episodes": study.episodes, "overrides": list(study.overrides), "agents": agents, "verdicts": verdicts,
-              "figures": ["ablation.png", "ablation_curves.png"] + (["ablation_differences.png"] if claims else []),
+              "figures": ["ablation.png", "ablation_curves.png"] + (["ablation_differences.png"] if claims else [])
+              + (["ablation_by_seeds.png"] if by_seeds else []),
               "provenance": provenance}
     report.write_json(out_dir, result)
     names = [a.name for a in selected]
@@ -56,6 +59,11 @@ def run_ablation(study: TrainingStudyConfig, out_dir: Path, command: str = "",
         difference_intervals(out_dir / "ablation_differences.png",
                              [(f"{v['claim']}\n{_platform_name(p)}", v) for p in platforms for v in verdicts[p]],
                              f"The paper's orderings as differences, {study.preset}: {study.seeds} seed(s) x "
+                             f"{study.budget_steps:,} env steps, N = {study.episodes} per seed")
+    if by_seeds:
+        differences_by_seeds(out_dir / "ablation_by_seeds.png",
+                             [(f"{v['claim']}\n{_platform_name(p)}", v["by_seeds"]) for p in platforms for v in verdicts[p]],
+                             f"The orderings' differences as seeds were added, {study.preset}: "
                              f"{study.budget_steps:,} env steps, N = {study.episodes} per seed")
     _write_report(out_dir, result, platforms)
     return result
@@ -85,5 +93,8 @@ def _write_report(out_dir: Path, result: dict, platforms: list[str]) -> None:
                         "over training seeds (80% Welch interval, one-sided p)",
                         "agents' intervals overlap"], verdict_rows),
         report.to_decide_lines([(_platform_name(p), v) for p in platforms for v in result["verdicts"][p]]),
+        report.verdict_history_lines([(_platform_name(p), v) for p in platforms for v in result["verdicts"][p]]),
+        *(["![the differences as seeds were added](ablation_by_seeds.png)"]
+          if "ablation_by_seeds.png" in result["figures"] else []),
     ]
     report.write_report(out_dir, "Observation/reward ablation", sections)

@@ -8,6 +8,8 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
+_VERDICT_COLOURS = {"reproduced": "tab:green", "refuted": "tab:red", "open": "tab:grey"}
+
 
 def _pyplot():
     import matplotlib
@@ -82,9 +84,8 @@ def difference_intervals(path: Path, rows: Sequence[tuple[str, dict]], title: st
     from; the verdict is written at the right."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.0, 1.2 + 0.55 * max(1, len(rows))))
-    colours = {"reproduced": "tab:green", "refuted": "tab:red", "open": "tab:grey"}
     for y, (label, verdict) in enumerate(reversed(rows)):
-        colour = colours.get(verdict["verdict"], "black")
+        colour = _VERDICT_COLOURS.get(verdict["verdict"], "black")
         low, high = 100 * verdict["difference_ci80_low"], 100 * verdict["difference_ci80_high"]
         ax.plot([low, high], [y + 0.1, y + 0.1], color=colour, linewidth=5, alpha=0.6, solid_capstyle="butt")
         seeds = verdict.get("seeds_difference_ci80")
@@ -100,6 +101,33 @@ def difference_intervals(path: Path, rows: Sequence[tuple[str, dict]], title: st
     ax.set_xlabel("difference in success rate, points: 80% interval over episodes (thick), over training seeds "
                   "(thin)", fontsize=8)
     ax.set_title(textwrap.fill(title, 80), fontsize=9)
+    return _save(plt, fig, path)
+
+
+def differences_by_seeds(path: Path, rows: Sequence[tuple[str, Sequence[dict]]], title: str) -> Path:
+    """One panel per (label, report.add_verdicts_by_seeds history): the difference in points against the number of
+    seeds pooled, its 80% interval over episodes (band) and over training seeds (dashed), the zero line, and each
+    point coloured by the verdict at that many seeds."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(rows), 1, figsize=(6.5, 0.6 + 1.7 * len(rows)), sharex=True, squeeze=False)
+    for ax, (label, history) in zip(axes[:, 0], rows):
+        seeds = [h["seeds"] for h in history]
+        ax.fill_between(seeds, [100 * h["difference_ci80_low"] for h in history],
+                        [100 * h["difference_ci80_high"] for h in history], color="tab:blue", alpha=0.2, linewidth=0)
+        for bound in ("seeds_ci80_low", "seeds_ci80_high"):
+            ax.plot(seeds, [math.nan if h[bound] is None else 100 * h[bound] for h in history], color="tab:blue",
+                    linestyle="--", linewidth=1)
+        ax.plot(seeds, [100 * h["difference"] for h in history], color="black", linewidth=1)
+        ax.scatter(seeds, [100 * h["difference"] for h in history], zorder=3, s=18,
+                   c=[_VERDICT_COLOURS.get(h["verdict"], "black") for h in history])
+        ax.axhline(0.0, color="black", linewidth=0.8, linestyle=":")
+        ax.set_ylabel("points", fontsize=8)
+        ax.set_title(label.replace("\n", ", "), fontsize=8)
+        ax.tick_params(labelsize=8)
+    axes[-1, 0].set_xlabel("training seeds pooled per agent\nband: 80% interval over episodes; dashed: over seeds; "
+                           "dot: the verdict (green reproduced, grey open, red refuted)", fontsize=7)
+    axes[-1, 0].xaxis.get_major_locator().set_params(integer=True)
+    fig.suptitle(textwrap.fill(title, 80), fontsize=9)
     return _save(plt, fig, path)
 
 

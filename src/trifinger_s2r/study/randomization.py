@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from trifinger_s2r.study import report
-from trifinger_s2r.study.plots import difference_intervals, learning_curves, success_bars
+from trifinger_s2r.study.plots import difference_intervals, differences_by_seeds, learning_curves, success_bars
 from trifinger_s2r.study.training import Agent, TrainingStudyConfig, run_agents, select_agents
 
 AGENTS = (
@@ -35,10 +35,12 @@ def run_randomization(study: TrainingStudyConfig, out_dir: Path, command: str = 
     both = with_dr in agents and without_dr in agents
     verdicts = {p: [report.compare(with_dr, without_dr, agents[with_dr][p], agents[without_dr][p])] if both else []
                 for p in platforms}
+    report.add_verdicts_by_seeds(verdicts, agents)
+    by_seeds = both and study.seeds >= 2
     result = {"study": "randomization", "preset": study.preset, "budget_steps": study.budget_steps,
               "seeds": study.seeds, "episodes": study.episodes, "overrides": list(study.overrides),
               "agents": agents, "verdicts": verdicts, "figures": ["randomization_curves.png", "randomization.png"]
-              + (["randomization_differences.png"] if both else []),
+              + (["randomization_differences.png"] if both else []) + (["randomization_by_seeds.png"] if by_seeds else []),
               "provenance": provenance}
     report.write_json(out_dir, result)
     names = [a.name for a in selected]
@@ -52,6 +54,11 @@ def run_randomization(study: TrainingStudyConfig, out_dir: Path, command: str = 
         difference_intervals(out_dir / "randomization_differences.png",
                              [(f"with > without\n{_platform_name(p)}", v) for p in platforms for v in verdicts[p]],
                              f"Randomisation on/off as differences, {study.preset}: {study.seeds} seed(s) x "
+                             f"{study.budget_steps:,} env steps, N = {study.episodes} per seed")
+    if by_seeds:
+        differences_by_seeds(out_dir / "randomization_by_seeds.png",
+                             [(f"with > without, {_platform_name(p)}", v["by_seeds"]) for p in platforms for v in verdicts[p]],
+                             f"Randomisation on/off: the difference as seeds were added, {study.preset}: "
                              f"{study.budget_steps:,} env steps, N = {study.episodes} per seed")
     _write_report(out_dir, result, platforms)
     return result
@@ -83,5 +90,8 @@ def _write_report(out_dir: Path, result: dict, platforms: list[str]) -> None:
                         "agents' intervals overlap"], verdict_rows),
         report.to_decide_lines([(_platform_name(p), v) for p in platforms for v in result["verdicts"][p]]),
         *(["![with against without as a difference](randomization_differences.png)"] if verdict_rows else []),
+        report.verdict_history_lines([(_platform_name(p), v) for p in platforms for v in result["verdicts"][p]]),
+        *(["![the difference as seeds were added](randomization_by_seeds.png)"]
+          if "randomization_by_seeds.png" in result["figures"] else []),
     ]
     report.write_report(out_dir, "Domain randomisation on and off", sections)

@@ -116,6 +116,53 @@ VERDICT_RULE = ("reproduced: the 80% interval of the difference lies above zero,
 """The rule of compare(), as the reports state it."""
 
 
+def add_verdicts_by_seeds(verdicts: dict[str, list[dict]], agents: dict[str, dict]) -> None:
+    """Give each verdict (per platform, of claims 'A > B' between agents) `by_seeds`: compare() on each agent's first
+    k seeds, k = 1..K, each as {"seeds", "verdict", "difference", "difference_ci80_low", "difference_ci80_high",
+    "seeds_ci80_low", "seeds_ci80_high"} (None where there is no interval over seeds). The study's verdict is the one
+    at all K seeds; one that changes among the last k rests on a few training runs."""
+    from trifinger_s2r.study.training import pool
+
+    for where, claims in verdicts.items():
+        for verdict in claims:
+            names = verdict["claim"].split(" > ")
+            better, worse = (agents[name]["runs"] for name in names)
+            history = []
+            for k in range(1, min(len(better), len(worse)) + 1):
+                at_k = compare(*names, pool([r[where] for r in better[:k]]), pool([r[where] for r in worse[:k]]))
+                over_seeds = at_k["seeds_difference_ci80"] or {}
+                history.append({"seeds": k, "verdict": at_k["verdict"], "difference": at_k["difference"],
+                                "difference_ci80_low": at_k["difference_ci80_low"],
+                                "difference_ci80_high": at_k["difference_ci80_high"],
+                                "seeds_ci80_low": over_seeds.get("ci80_low"),
+                                "seeds_ci80_high": over_seeds.get("ci80_high")})
+            verdict["by_seeds"] = history
+
+
+def verdict_history(by_seeds: Sequence[dict]) -> str:
+    """'open at 1-2 seeds, reproduced at 3-6, open at 7-14': a verdict's by_seeds as runs of equal verdicts."""
+    runs: list[list] = []
+    for row in by_seeds:
+        if runs and runs[-1][0] == row["verdict"]:
+            runs[-1][2] = row["seeds"]
+        else:
+            runs.append([row["verdict"], row["seeds"], row["seeds"]])
+    parts = [f"{verdict} at {first}" + (f"-{last}" if last != first else "") for verdict, first, last in runs]
+    if parts:
+        parts[0] += " seed" + ("s" if runs[0][2] > 1 else "")
+    return ", ".join(parts)
+
+
+def verdict_history_lines(rows: Sequence[tuple[str, dict]]) -> str:
+    """How each claim's verdict of (where, verdict) rows moved as seeds were added, as a list; '' below 2 seeds."""
+    lines = [f"- {verdict['claim']}, {where}: {verdict_history(verdict['by_seeds'])}"
+             for where, verdict in rows if len(verdict.get("by_seeds", [])) >= 2]
+    if not lines:
+        return ""
+    return ("How each verdict moved as seeds were added (the verdict above is the one at all seeds; one that changes "
+            "among the last seeds rests on a few training runs):\n\n" + "\n".join(lines))
+
+
 def seed_difference_interval(a: list[float], b: list[float]) -> dict | None:
     """The difference of two agents' mean per-seed success rates with its 80% Welch t interval and the one-sided p
     of 'a > b': the spread between training seeds, which the pooled episodes' interval does not see. None with
