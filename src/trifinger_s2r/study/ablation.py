@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from trifinger_s2r.study import report
-from trifinger_s2r.study.plots import difference_intervals, differences_by_seeds, learning_curves, success_bars
+from trifinger_s2r.study.plots import claim_figures, learning_curves, success_bars
 from trifinger_s2r.study.training import Agent, TrainingStudyConfig, run_agents, select_agents
 
 AGENTS = (
@@ -55,16 +55,9 @@ def run_ablation(study: TrainingStudyConfig, out_dir: Path, command: str = "",
                  f"{study.seeds} seed(s) x {study.budget_steps:,} env steps, N = {study.episodes} per seed", points=points)
     learning_curves(out_dir / "ablation_curves.png", {n: [r["curve"] for r in agents[n]["runs"]] for n in names},
                     f"Training success, {study.preset}")
-    if claims:
-        difference_intervals(out_dir / "ablation_differences.png",
-                             [(f"{v['claim']}\n{_platform_name(p)}", v) for p in platforms for v in verdicts[p]],
-                             f"The paper's orderings as differences, {study.preset}: {study.seeds} seed(s) x "
-                             f"{study.budget_steps:,} env steps, N = {study.episodes} per seed")
-    if by_seeds:
-        differences_by_seeds(out_dir / "ablation_by_seeds.png",
-                             [(f"{v['claim']}\n{_platform_name(p)}", v["by_seeds"]) for p in platforms for v in verdicts[p]],
-                             f"The orderings' differences as seeds were added, {study.preset}: "
-                             f"{study.budget_steps:,} env steps, N = {study.episodes} per seed")
+    claim_figures(out_dir, "ablation", [(f"{v['claim']}\n{_platform_name(p)}", v) for p in platforms for v in verdicts[p]],
+                  f"{study.preset}: {study.seeds} seed(s) x {study.budget_steps:,} env steps, N = {study.episodes} per "
+                  "seed", by_seeds)
     _write_report(out_dir, result, platforms)
     return result
 

@@ -131,6 +131,17 @@ def differences_by_seeds(path: Path, rows: Sequence[tuple[str, Sequence[dict]]],
     return _save(plt, fig, path)
 
 
+def claim_figures(out_dir: Path, stem: str, rows: Sequence[tuple[str, dict]], about: str, by_seeds: bool) -> None:
+    """A study's claims as figures: STEM_differences.png (difference_intervals) and, where by_seeds, STEM_by_seeds.png
+    (differences_by_seeds) of (label, compare() verdict with its by_seeds) rows; about says what was run."""
+    if not rows:
+        return
+    difference_intervals(out_dir / f"{stem}_differences.png", rows, f"The claims as differences, {about}")
+    if by_seeds:
+        differences_by_seeds(out_dir / f"{stem}_by_seeds.png", [(label, v["by_seeds"]) for label, v in rows],
+                             f"The claims' differences as seeds were added, {about}")
+
+
 def _save(plt, fig, path: Path) -> Path:
     fig.tight_layout()
     path = Path(path)

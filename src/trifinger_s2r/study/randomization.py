@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from trifinger_s2r.study import report
-from trifinger_s2r.study.plots import difference_intervals, differences_by_seeds, learning_curves, success_bars
+from trifinger_s2r.study.plots import claim_figures, learning_curves, success_bars
 from trifinger_s2r.study.training import Agent, TrainingStudyConfig, run_agents, select_agents
 
 AGENTS = (
@@ -50,16 +50,10 @@ def run_randomization(study: TrainingStudyConfig, out_dir: Path, command: str = 
     points = {_platform_name(p): [agents[n][p]["per_seed"] for n in names] for p in platforms}
     success_bars(out_dir / "randomization.png", names, series, f"Randomisation on/off, {study.preset}: "
                  f"{study.budget_steps:,} env steps, N = {study.episodes} per seed", points=points)
-    if both:
-        difference_intervals(out_dir / "randomization_differences.png",
-                             [(f"with > without\n{_platform_name(p)}", v) for p in platforms for v in verdicts[p]],
-                             f"Randomisation on/off as differences, {study.preset}: {study.seeds} seed(s) x "
-                             f"{study.budget_steps:,} env steps, N = {study.episodes} per seed")
-    if by_seeds:
-        differences_by_seeds(out_dir / "randomization_by_seeds.png",
-                             [(f"with > without, {_platform_name(p)}", v["by_seeds"]) for p in platforms for v in verdicts[p]],
-                             f"Randomisation on/off: the difference as seeds were added, {study.preset}: "
-                             f"{study.budget_steps:,} env steps, N = {study.episodes} per seed")
+    claim_figures(out_dir, "randomization", [(f"with > without\n{_platform_name(p)}", v) for p in platforms
+                                             for v in verdicts[p]],
+                  f"{study.preset}: {study.seeds} seed(s) x {study.budget_steps:,} env steps, N = {study.episodes} per "
+                  "seed", by_seeds)
     _write_report(out_dir, result, platforms)
     return result
 
